@@ -1,0 +1,72 @@
+# Kameng — build, run and check.
+#
+#   make deps    check Go and install the system packages the tests use
+#   make build   pure-Go binary without the desktop GUI (bin/kameng)
+#   make run     build, fill demo data on first run, list campaigns, print the report
+#   make test    layout rules, go vet, all tests, then a short fuzz run of every fuzz target
+#   make bench   benchmarks (BENCH=regexp BENCHTIME=1x|3s|...), output also in bench.out
+#   make lint    gofmt, go vet and the layout rules
+#   make layout  the package dependency rules (scripts/layout.sh)
+
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+BIN ?= bin/kameng
+SYSTEM_PKGS ?= tmux
+TEST_TAGS ?=
+TEST_TIMEOUT ?= 30m
+FUZZTIME ?= 10s
+BENCH ?= .
+BENCHTIME ?= 1x
+
+GO_FILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './vendor/*'
+
+.PHONY: deps build run test fuzz bench lint layout clean
+
+deps:
+	bash scripts/deps.sh $(SYSTEM_PKGS)
+
+build:
+	CGO_ENABLED=0 $(GO) build -tags nogui -o $(BIN) .
+
+run: build
+	$(BIN) demo --if-empty && $(BIN) campaign list && $(BIN) report
+
+test: layout
+	$(GO) vet -tags '$(TEST_TAGS)' ./...
+	$(GO) test -tags '$(TEST_TAGS)' -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# One go test -fuzz per target: go fuzzes a single target per invocation.
+fuzz:
+	@found=0; \
+	for file in $$(grep -l -r --include='*_test.go' --exclude-dir=.git --exclude-dir=testdata --exclude-dir=vendor '^func Fuzz' . | sort); do \
+		dir=$$(dirname "$$file"); \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$file"); do \
+			found=$$((found + 1)); \
+			echo "fuzz: $$name in $$dir for $(FUZZTIME)"; \
+			$(GO) test -tags '$(TEST_TAGS)' -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) "$$dir"; \
+		done; \
+	done; \
+	echo "fuzz: $$found target(s) run"
+
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -timeout 60m ./... | tee bench.out
+
+lint: layout
+	@unformatted=$$($(GO_FILES) -print0 | xargs -0 -r gofmt -l); \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):"; \
+		echo "$$unformatted" | sed 's/^/    /'; \
+		exit 1; \
+	fi
+	$(GO) vet ./...
+
+layout:
+	bash scripts/layout.sh
+
+clean:
+	rm -rf bin bench.out

@@ -1,0 +1,57 @@
+package app
+
+import "github.com/kameng/kameng/core"
+
+// Actions gated by role. Roles are checked here, in one place, never in the screens.
+const (
+	ActCampaignView = "view campaigns"
+	ActCampaignEdit = "create or edit campaigns"
+	ActCodesIssue   = "generate or import codes"
+	ActCodesView    = "list codes"
+	ActCodesExport  = "export codes"
+	ActDistribute   = "distribute codes"
+	ActVoid         = "void codes"
+	ActReveal       = "reveal secrets and phone numbers"
+	ActCheck        = "check codes"
+	ActRedeem       = "redeem codes"
+	ActRollback     = "roll back redemptions"
+	ActRollbackAny  = "roll back any redemption"
+	ActReport       = "read reports"
+	ActAudit        = "verify the audit chain"
+	ActStaff        = "manage stores and operators"
+	ActDoctor       = "run diagnostics"
+)
+
+var allowed = map[core.Role]map[string]bool{
+	core.RoleOwner: set(ActCampaignView, ActCampaignEdit, ActCodesIssue, ActCodesView, ActCodesExport, ActDistribute, ActVoid,
+		ActReveal, ActCheck, ActRedeem, ActRollback, ActRollbackAny, ActReport, ActAudit, ActStaff, ActDoctor),
+	core.RoleManager: set(ActCampaignView, ActCampaignEdit, ActCodesIssue, ActCodesView, ActCodesExport, ActDistribute, ActVoid,
+		ActReveal, ActCheck, ActRedeem, ActRollback, ActRollbackAny, ActReport, ActAudit, ActDoctor),
+	core.RoleCashier:    set(ActCampaignView, ActCodesView, ActDistribute, ActCheck, ActRedeem, ActRollback),
+	core.RoleTechnician: set(ActCampaignView, ActReport, ActAudit, ActDoctor, ActCheck),
+}
+
+func set(acts ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, a := range acts {
+		m[a] = true
+	}
+	return m
+}
+
+// Can reports whether the signed-in operator may do an action.
+func (a *App) Can(action string) bool {
+	return a.Actor != nil && allowed[a.Actor.Operator.Role][action]
+}
+
+// require fails with a forbidden error naming the action and role.
+func (a *App) require(action string) error {
+	if a.Can(action) {
+		return nil
+	}
+	role := "none"
+	if a.Actor != nil {
+		role = string(a.Actor.Operator.Role)
+	}
+	return core.Forbidden(action, role)
+}

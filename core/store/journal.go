@@ -1,0 +1,128 @@
+package store
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/kameng/kameng/core"
+)
+
+// audit appends one entry to the hash chain.
+func (t *tx) audit(action, entity, entityID string, detail map[string]any) error {
+	var seq int64
+	prev := core.GenesisHash
+	err := t.QueryRow(`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	e := core.AuditEntry{Seq: seq + 1, ID: core.NewID(), Time: t.now, Operator: t.actor.Operator.ID,
+		Device: t.actor.Device.ID, Action: action, Entity: entity, EntityID: entityID,
+		Detail: core.CanonicalDetail(detail), PrevHash: prev}
+	e.Hash = e.ComputeHash(prev)
+	_, err = t.Exec(`INSERT INTO audit(seq, id, ts_ms, operator_id, device_id, action, entity, entity_id, detail, prev_hash, hash)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?)`, e.Seq, e.ID, e.Time, e.Operator, e.Device, e.Action, e.Entity, e.EntityID,
+		string(e.Detail), e.PrevHash, e.Hash)
+	return err
+}
+
+// Mutation is one entry of the sync outbox (DESIGN §8): what a person did, to be
+// replayed by the server.
+type Mutation struct {
+	MID      int64           `json:"mid"`
+	UUID     string          `json:"uuid"`
+	DeviceID string          `json:"device_id"`
+	Name     string          `json:"name"` // name@version
+	Args     json.RawMessage `json:"args"`
+	HLC      int64           `json:"hlc"`
+	Wall     int64           `json:"wall_ms"`
+	Pushed   int64           `json:"pushed_ms,omitempty"`
+}
+
+// outbox appends a mutation in the same transaction as the change it records.
+func (t *tx) outbox(name string, args any) error {
+	b, err := json.Marshal(args)
+	if err != nil {
+		return err
+	}
+	if t.hlc == nil {
+		var last int64
+		v, err := getMetaTx(t.Tx, "hlc")
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			last = bytesToInt(v)
+		}
+		t.hlc = core.NewHLC(last)
+	}
+	_, err = t.Exec(`INSERT INTO outbox(uuid, device_id, name, args, hlc, wall_ms) VALUES (?,?,?,?,?,?)`,
+		core.NewID(), t.actor.Device.ID, name, string(b), t.hlc.Now(t.now), t.now)
+	return err
+}
+
+func getMetaTx(t *sql.Tx, key string) ([]byte, error) {
+	var v any
+	err := t.QueryRow(`SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	switch x := v.(type) {
+	case []byte:
+		return x, err
+	case int64:
+		return int64ToBytes(x), err
+	case string:
+		return []byte(x), err
+	}
+	return nil, err
+}
+
+func int64ToBytes(v int64) []byte {
+	return []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+}
+
+func bytesToInt(b []byte) int64 {
+	var v int64
+	for _, c := range b {
+		v = v<<8 | int64(c)
+	}
+	return v
+}
+
+// Rollup is one day × store × campaign of counters.
+type Rollup struct {
+	Day         string      `json:"day"`
+	StoreID     string      `json:"store_id"`
+	CampaignID  string      `json:"campaign_id"`
+	Generated   int64       `json:"generated"`
+	Distributed int64       `json:"distributed"`
+	Redeemed    int64       `json:"redeemed"`
+	RolledBack  int64       `json:"rolled_back"`
+	Discount    core.Amount `json:"discount"`
+	OrderAmount core.Amount `json:"order_amount"`
+	Value       core.Amount `json:"value"`
+}
+
+// rollup adds deltas to today's counters for the actor's store.
+func (t *tx) rollup(campaignID string, d Rollup) error {
+	day := time.UnixMilli(t.now).In(t.actor.Store.Location()).Format(time.DateOnly)
+	_, err := t.Exec(`INSERT INTO rollup(day, store_id, campaign_id, generated, distributed, redeemed, rolled_back, discount, order_amount, value)
+		VALUES (?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(day, store_id, campaign_id) DO UPDATE SET
+		  generated = generated + excluded.generated, distributed = distributed + excluded.distributed,
+		  redeemed = redeemed + excluded.redeemed, rolled_back = rolled_back + excluded.rolled_back,
+		  discount = discount + excluded.discount, order_amount = order_amount + excluded.order_amount,
+		  value = value + excluded.value`,
+		day, t.actor.Store.ID, campaignID, d.Generated, d.Distributed, d.Redeemed, d.RolledBack, d.Discount, d.OrderAmount, d.Value)
+	return err
+}
+
+// journal writes the audit entry and the outbox mutation of one change.
+func (t *tx) journal(action, entity, entityID string, detail map[string]any, mutation string, args any) error {
+	if err := t.audit(action, entity, entityID, detail); err != nil {
+		return err
+	}
+	return t.outbox(mutation, args)
+}

@@ -1,0 +1,504 @@
+package store
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/kameng/kameng/core"
+)
+
+// Throttling: this many failed checks by one operator on one device within the window
+// make every further check answer "throttled" until the window has passed.
+const (
+	ThrottleFailures = 10
+	ThrottleWindow   = 5 * time.Minute
+)
+
+// formatCache keeps the code formats in use so a typo is caught by its check character
+// before any lookup. Refreshed every second; local campaign edits refresh it at once.
+type formatCache struct {
+	mu      sync.Mutex
+	formats []core.CodeFormat
+	loaded  time.Time
+}
+
+var formatsByDB sync.Map // *DB → *formatCache
+
+func (db *DB) formats() []core.CodeFormat {
+	v, _ := formatsByDB.LoadOrStore(db, &formatCache{})
+	fc := v.(*formatCache)
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if time.Since(fc.loaded) < time.Second && fc.formats != nil {
+		return fc.formats
+	}
+	rows, err := db.r.Query(`SELECT DISTINCT format FROM campaign WHERE issued > 0`)
+	if err != nil {
+		return fc.formats
+	}
+	defer rows.Close()
+	var out []core.CodeFormat
+	for rows.Next() {
+		var s string
+		var f core.CodeFormat
+		if rows.Scan(&s) == nil && json.Unmarshal([]byte(s), &f) == nil && f.Check {
+			out = append(out, f)
+		}
+	}
+	fc.formats, fc.loaded = out, time.Now()
+	return out
+}
+
+// NormalizeInput turns what was typed or scanned into the forms a code may be stored
+// under: the check-character-verified form for each code format in use, then the plain
+// form (upper case, no spaces or hyphens) that imported codes are stored under.
+// badCheck reports that some format recognised the shape but its check character failed.
+func (db *DB) NormalizeInput(raw string) (candidates []string, badCheck bool) {
+	for _, f := range db.formats() {
+		n := f.Normalize(raw)
+		err := f.Verify(n)
+		if err == nil {
+			candidates = appendNew(candidates, n)
+		} else if core.ErrorCode(err) == core.ReasonBadCheckChar {
+			badCheck = true
+		}
+	}
+	return appendNew(candidates, PlainCode(raw)), badCheck
+}
+
+func appendNew(s []string, v string) []string {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}
+
+// PlainCode is the normalisation for codes of unknown format: trimmed, upper case,
+// without spaces, hyphens or full-width forms.
+func PlainCode(raw string) string {
+	var b strings.Builder
+	b.Grow(len(raw))
+	for _, r := range raw {
+		if r >= 0xFF01 && r <= 0xFF5E {
+			r -= 0xFEE0
+		}
+		if r == '-' || r == '_' || unicode.IsSpace(r) || r == 0x3000 {
+			continue
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
+
+const checkCols = `code, campaign_id, batch_id, status, uses, balance, secret IS NOT NULL, phone, distributed_ms, valid_from_ms, valid_to_ms, created_ms`
+
+type checkState struct {
+	code     *core.Code
+	campaign *core.Campaign
+	verdict  core.Verdict
+}
+
+type queryer interface {
+	QueryRow(string, ...any) *sql.Row
+}
+
+func throttleKey(a *Actor) string { return a.Device.ID + "/" + a.Operator.ID }
+
+// evaluate runs the whole check against q (the read pool, or the write transaction).
+func (db *DB) evaluate(q queryer, a *Actor, raw string, order core.Order, now time.Time) (*checkState, error) {
+	st := &checkState{}
+	var failures int
+	if err := q.QueryRow(`SELECT count(*) FROM check_failure WHERE actor = ? AND ts_ms > ?`, throttleKey(a),
+		now.Add(-ThrottleWindow).UnixMilli()).Scan(&failures); err != nil {
+		return nil, err
+	}
+	v := core.Verdict{Code: PlainCode(raw)}
+	if failures >= ThrottleFailures {
+		v.Reason = core.ReasonThrottled
+		st.verdict = v
+		return st, nil
+	}
+	cands, badCheck := db.NormalizeInput(raw)
+	for _, c := range cands {
+		k, _, err := scanCode(q.QueryRow(`SELECT `+checkCols+` FROM code WHERE code = ?`, c))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		st.code = k
+		break
+	}
+	if st.code == nil {
+		v.Reason = core.ReasonNotFound
+		if badCheck {
+			v.Reason = core.ReasonBadCheckChar
+		}
+		st.verdict = v
+		return st, nil
+	}
+	c, err := db.campaignFor(q, st.code.CampaignID)
+	if err != nil {
+		return nil, err
+	}
+	st.campaign = c
+	memberUses := 0
+	if order.Member != "" && c.Rules.PerMemberLimit > 0 {
+		sealer, err := db.sealer()
+		if err != nil {
+			return nil, err
+		}
+		if err := q.QueryRow(`SELECT count(*) FROM redemption WHERE campaign_id = ? AND member_ix = ? AND status = 'done'`,
+			c.ID, sealer.Index(order.Member)).Scan(&memberUses); err != nil {
+			return nil, err
+		}
+	}
+	st.verdict = core.Evaluate(core.CheckInput{Code: st.code, Campaign: c, Store: &a.Store, Now: now, Order: order, MemberUses: memberUses})
+	return st, nil
+}
+
+type cachedCampaign struct {
+	updated int64
+	c       core.Campaign
+}
+
+// campaignFor loads a campaign, reusing the decoded rules while the row is unchanged.
+func (db *DB) campaignFor(q queryer, id string) (*core.Campaign, error) {
+	var updated, redeemed, issued int64
+	var spent core.Amount
+	var status core.CampaignStatus
+	if err := q.QueryRow(`SELECT updated_ms, status, issued, redeemed, spent FROM campaign WHERE id = ?`, id).
+		Scan(&updated, &status, &issued, &redeemed, &spent); err != nil {
+		return nil, err
+	}
+	if v, ok := db.campaigns.Load(id); ok {
+		cc := v.(*cachedCampaign)
+		if cc.updated == updated {
+			c := cc.c
+			c.Status, c.Issued, c.Redeemed, c.Spent = status, issued, redeemed, spent
+			return &c, nil
+		}
+	}
+	c, err := scanCampaign(q.QueryRow(`SELECT `+campaignCols+` FROM campaign WHERE id = ?`, id))
+	if err != nil {
+		return nil, err
+	}
+	db.campaigns.Store(id, &cachedCampaign{updated: c.Updated, c: *c})
+	return c, nil
+}
+
+func failed(reason string) bool {
+	return reason == core.ReasonNotFound || reason == core.ReasonBadCheckChar
+}
+
+// recordFailure counts a failed check towards throttling, in its own small transaction.
+func (db *DB) recordFailure(a *Actor, now time.Time) error {
+	_, err := db.w.Exec(`INSERT INTO check_failure(actor, ts_ms) VALUES (?, ?)`, throttleKey(a), now.UnixMilli())
+	return err
+}
+
+// Check answers whether a code can be redeemed now and what the order would get.
+// It writes nothing unless the code is unknown (which counts towards throttling).
+func (db *DB) Check(a *Actor, raw string, order core.Order) (core.Verdict, error) {
+	now := db.Clock.Now()
+	st, err := db.evaluate(db.r, a, raw, order, now)
+	if err != nil {
+		return core.Verdict{}, err
+	}
+	if failed(st.verdict.Reason) {
+		if err := db.recordFailure(a, now); err != nil {
+			return core.Verdict{}, err
+		}
+	}
+	return st.verdict, nil
+}
+
+// RedeemResult is what a redemption attempt produced.
+type RedeemResult struct {
+	Verdict    core.Verdict     `json:"verdict"`
+	Redemption *core.Redemption `json:"redemption,omitempty"`
+	Replayed   bool             `json:"replayed"` // an earlier request with the same idempotency key
+}
+
+// Redeem re-runs the check inside the write transaction and commits exactly one
+// redemption, or changes nothing. A repeated idempotency key returns the first result.
+func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*RedeemResult, error) {
+	if idemKey != "" {
+		if r, err := db.redemptionByKey(db.r, idemKey); err == nil {
+			return &RedeemResult{Verdict: core.Verdict{OK: true, Reason: core.ReasonOK, Code: r.Code, Campaign: r.CampaignID,
+				Discount: r.Discount, Value: r.Value}, Redemption: r, Replayed: true}, nil
+		} else if core.ErrorCode(err) != core.ErrNotFound {
+			return nil, err
+		}
+	}
+	var memberIx []byte
+	if order.Member != "" {
+		sealer, err := db.sealer()
+		if err != nil {
+			return nil, err
+		}
+		memberIx = sealer.Index(order.Member)
+	}
+	res := &RedeemResult{}
+	err := db.write(a, func(t *tx) error {
+		if idemKey != "" {
+			if r, err := db.redemptionByKey(t, idemKey); err == nil {
+				res.Redemption, res.Replayed = r, true
+				res.Verdict = core.Verdict{OK: true, Reason: core.ReasonOK, Code: r.Code, Campaign: r.CampaignID, Discount: r.Discount, Value: r.Value}
+				return nil
+			}
+		}
+		st, err := db.evaluate(t, a, raw, order, time.UnixMilli(t.now))
+		if err != nil {
+			return err
+		}
+		res.Verdict = st.verdict
+		if !st.verdict.OK {
+			if failed(st.verdict.Reason) {
+				_, err := t.Exec(`INSERT INTO check_failure(actor, ts_ms) VALUES (?, ?)`, throttleKey(a), t.now)
+				return err
+			}
+			return nil
+		}
+		k, c, v := st.code, st.campaign, st.verdict
+		r := &core.Redemption{ID: core.NewID(), Code: k.Code, CampaignID: c.ID, StoreID: a.Store.ID, DeviceID: a.Device.ID,
+			OperatorID: a.Operator.ID, OrderRef: order.Ref, OrderAmount: order.Amount, Discount: v.Discount, Value: v.Value,
+			Status: core.RedemptionDone, Created: t.now, IdemKey: idemKey}
+		var key any
+		if idemKey != "" {
+			key = idemKey
+		}
+		// The conditional update is what makes a single-use code single-use under
+		// concurrency: a second writer finds nothing left to take.
+		var upd sql.Result
+		if c.Kind == core.KindGiftCard {
+			upd, err = t.Exec(`UPDATE code SET uses = uses + 1, balance = balance - ? WHERE code = ? AND balance >= ? AND status = 'active'`, v.Value, k.Code, v.Value)
+		} else {
+			upd, err = t.Exec(`UPDATE code SET uses = uses + 1 WHERE code = ? AND uses < ? AND status = 'active'`, k.Code, max(c.Rules.UsesPerCode, 1))
+		}
+		if err != nil {
+			return err
+		}
+		if n, _ := upd.RowsAffected(); n != 1 {
+			res.Verdict.OK, res.Verdict.Reason = false, core.ReasonAlreadyRedeemed
+			return nil
+		}
+		if _, err := t.Exec(`INSERT INTO redemption(id, code, campaign_id, store_id, device_id, operator_id, order_ref, order_amount,
+			discount, value, member_ix, status, created_ms, idem_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			r.ID, r.Code, r.CampaignID, r.StoreID, r.DeviceID, r.OperatorID, r.OrderRef, r.OrderAmount, r.Discount, r.Value,
+			memberIx, r.Status, r.Created, key); err != nil {
+			return err
+		}
+		if c.Kind == core.KindGiftCard {
+			if _, err := t.Exec(`INSERT INTO ledger(id, code, campaign_id, kind, amount, redemption_id, created_ms) VALUES (?,?,?,'debit',?,?,?)`,
+				core.NewID(), k.Code, c.ID, -v.Value, r.ID, t.now); err != nil {
+				return err
+			}
+		}
+		if _, err := t.Exec(`UPDATE campaign SET redeemed = redeemed + 1, spent = spent + ? WHERE id = ?`, v.Discount+v.Value, c.ID); err != nil {
+			return err
+		}
+		if err := t.rollup(c.ID, Rollup{Redeemed: 1, Discount: v.Discount, OrderAmount: order.Amount, Value: v.Value}); err != nil {
+			return err
+		}
+		res.Redemption = r
+		return t.journal("redeem", "redemption", r.ID, map[string]any{"code": r.Code, "campaign_id": c.ID, "discount": r.Discount, "value": r.Value, "order": r.OrderAmount},
+			"code.redeem@1", map[string]any{"redemption": r, "member_ix": memberIx})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+const redemptionCols = `id, code, campaign_id, store_id, device_id, operator_id, order_ref, order_amount, discount, value, status,
+	created_ms, rolled_back_ms, rollback_reason, COALESCE(idem_key, '')`
+
+func scanRedemption(row scanner) (*core.Redemption, error) {
+	var r core.Redemption
+	err := row.Scan(&r.ID, &r.Code, &r.CampaignID, &r.StoreID, &r.DeviceID, &r.OperatorID, &r.OrderRef, &r.OrderAmount,
+		&r.Discount, &r.Value, &r.Status, &r.Created, &r.RolledBack, &r.Reason, &r.IdemKey)
+	return &r, err
+}
+
+func (db *DB) redemptionByKey(q queryer, key string) (*core.Redemption, error) {
+	r, err := scanRedemption(q.QueryRow(`SELECT `+redemptionCols+` FROM redemption WHERE idem_key = ?`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, core.NotFound("idempotency_key", key)
+	}
+	return r, err
+}
+
+// Redemption finds one redemption by id.
+func (db *DB) Redemption(id string) (*core.Redemption, error) {
+	r, err := scanRedemption(db.r.QueryRow(`SELECT `+redemptionCols+` FROM redemption WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, core.NotFound("redemption", id)
+	}
+	return r, err
+}
+
+// RedemptionFilter narrows a redemption list.
+type RedemptionFilter struct {
+	Code     string
+	Campaign string
+	From, To int64
+	Limit    int
+}
+
+// Redemptions lists redemptions, newest first.
+func (db *DB) Redemptions(f RedemptionFilter) ([]*core.Redemption, error) {
+	q := `SELECT ` + redemptionCols + ` FROM redemption WHERE 1=1`
+	var args []any
+	if f.Code != "" {
+		q += ` AND code = ?`
+		args = append(args, f.Code)
+	}
+	if f.Campaign != "" {
+		q += ` AND campaign_id = ?`
+		args = append(args, f.Campaign)
+	}
+	if f.From > 0 {
+		q += ` AND created_ms >= ?`
+		args = append(args, f.From)
+	}
+	if f.To > 0 {
+		q += ` AND created_ms < ?`
+		args = append(args, f.To)
+	}
+	q += ` ORDER BY created_ms DESC, id DESC`
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	q += ` LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := db.r.Query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*core.Redemption
+	for rows.Next() {
+		r, err := scanRedemption(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Rollback undoes a redemption within the campaign's rollback window: the use and any
+// balance come back, the rollup and budget are reduced, and the audit says why.
+// Role rules are the caller's (app); ownOnly limits a cashier to their own redemptions
+// and maxAge to a short window.
+func (db *DB) Rollback(a *Actor, redemptionID, reason string, ownOnly bool, maxAge time.Duration) (*core.Redemption, error) {
+	if strings.TrimSpace(reason) == "" {
+		return nil, core.Invalid("reason", "why the redemption is undone", "", "a rollback needs a reason")
+	}
+	var out *core.Redemption
+	err := db.write(a, func(t *tx) error {
+		r, err := scanRedemption(t.QueryRow(`SELECT `+redemptionCols+` FROM redemption WHERE id = ?`, redemptionID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return core.NotFound("redemption", redemptionID)
+		}
+		if err != nil {
+			return err
+		}
+		if r.Status == core.RedemptionRolledBack {
+			return core.Errorf(core.ErrConflict, "redemption %s was already rolled back", r.ID)
+		}
+		c, err := t.campaign(r.CampaignID)
+		if err != nil {
+			return err
+		}
+		age := time.Duration(t.now-r.Created) * time.Millisecond
+		if c.Rules.RollbackHours == 0 || age > time.Duration(c.Rules.RollbackHours)*time.Hour {
+			e := core.Errorf(core.ErrForbidden, "campaign %q allows rollback within %d hours; this redemption is %s old", c.Name, c.Rules.RollbackHours, age.Round(time.Minute))
+			e.Field = "redemption"
+			return e
+		}
+		if ownOnly && r.OperatorID != a.Operator.ID {
+			return core.Forbidden("roll back another operator's redemption", string(a.Operator.Role))
+		}
+		if maxAge > 0 && age > maxAge {
+			e := core.Forbidden("roll back a redemption older than "+maxAge.String(), string(a.Operator.Role))
+			return e
+		}
+		if c.Kind == core.KindGiftCard {
+			_, err = t.Exec(`UPDATE code SET uses = uses - 1, balance = balance + ? WHERE code = ?`, r.Value, r.Code)
+		} else {
+			_, err = t.Exec(`UPDATE code SET uses = uses - 1 WHERE code = ? AND uses > 0`, r.Code)
+		}
+		if err != nil {
+			return err
+		}
+		if c.Kind == core.KindGiftCard {
+			if _, err := t.Exec(`INSERT INTO ledger(id, code, campaign_id, kind, amount, redemption_id, created_ms) VALUES (?,?,?,'credit',?,?,?)`,
+				core.NewID(), r.Code, c.ID, r.Value, r.ID, t.now); err != nil {
+				return err
+			}
+		}
+		if _, err := t.Exec(`UPDATE redemption SET status = 'rolled_back', rolled_back_ms = ?, rollback_reason = ?, rollback_operator = ? WHERE id = ?`,
+			t.now, reason, a.Operator.ID, r.ID); err != nil {
+			return err
+		}
+		if _, err := t.Exec(`UPDATE campaign SET redeemed = redeemed - 1, spent = spent - ? WHERE id = ?`, r.Discount+r.Value, c.ID); err != nil {
+			return err
+		}
+		if err := t.rollup(c.ID, Rollup{RolledBack: 1, Discount: -r.Discount, OrderAmount: -r.OrderAmount, Value: -r.Value}); err != nil {
+			return err
+		}
+		r.Status, r.RolledBack, r.Reason = core.RedemptionRolledBack, t.now, reason
+		out = r
+		return t.journal("rollback", "redemption", r.ID, map[string]any{"code": r.Code, "reason": reason},
+			"code.rollback@1", map[string]any{"redemption_id": r.ID, "reason": reason})
+	})
+	return out, err
+}
+
+// LedgerBalance sums a code's ledger entries (the balance is defined as this sum).
+func (db *DB) LedgerBalance(code string) (core.Amount, error) {
+	var s core.Amount
+	err := db.r.QueryRow(`SELECT COALESCE(sum(amount), 0) FROM ledger WHERE code = ?`, code).Scan(&s)
+	return s, err
+}
+
+// FindCode looks a code up by what was typed, without evaluating rules. The phone is
+// masked unless reveal is set.
+func (db *DB) FindCode(raw string, reveal bool) (*core.Code, error) {
+	cands, _ := db.NormalizeInput(raw)
+	for _, c := range cands {
+		k, phone, err := scanCode(db.r.QueryRow(`SELECT `+codeCols+` FROM code WHERE code = ?`, c))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if phone != nil {
+			sealer, err := db.sealer()
+			if err != nil {
+				return nil, err
+			}
+			p, err := sealer.Open(phone, k.Code)
+			if err != nil {
+				return nil, err
+			}
+			k.Phone = core.MaskPhone(p)
+			if reveal {
+				k.Phone = p
+			}
+		}
+		return k, nil
+	}
+	return nil, core.NotFound("code", PlainCode(raw))
+}
