@@ -15,7 +15,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 BIN ?= bin/kameng
-SYSTEM_PKGS ?= tmux
+SYSTEM_PKGS ?=
 TEST_TAGS ?=
 TEST_TIMEOUT ?= 30m
 FUZZTIME ?= 10s

@@ -173,7 +173,7 @@ var messages = map[string][2]string{ // zh, en
 	// messages
 	"msg.init_done":         {"已创建商户「%s」、门店「%s」和店主 %s。数据目录：%s", "Created merchant %q, store %q and owner %s. Data directory: %s"},
 	"msg.not_initialised":   {"尚未初始化：请先运行 kameng init 或 kameng demo", "Not initialised: run kameng init or kameng demo first"},
-	"msg.generated":         {"已为「%s」生成 %d 个券码（批次 %s）", "Generated %d codes for %q (batch %s)"},
+	"msg.generated":         {"已为「%[2]s」生成 %[1]d 个券码（批次 %[3]s）", "Generated %d codes for %q (batch %s)"},
 	"msg.imported":          {"已导入 %d 个券码到「%s」（批次 %s）", "Imported %d codes into %q (batch %s)"},
 	"msg.import_refused":    {"导入被拒绝：%d 行有问题，未写入任何数据", "Import refused: %d problem lines, nothing written"},
 	"msg.odds":              {"猜中概率：1/%s", "Odds of guessing a code: 1 in %s"},

@@ -85,6 +85,10 @@ func Evaluate(in CheckInput) Verdict {
 		v.UsesLeft = 0
 	}
 
+	if in.Order.Debit < 0 || in.Order.Amount < 0 {
+		// Only a bug in a caller gets here: amounts are parsed as non-negative.
+		return reject(v, ReasonInsufficientBalance)
+	}
 	if k.Status == CodeVoided || c.Status == StatusArchived {
 		return reject(v, ReasonVoided)
 	}

@@ -167,7 +167,7 @@ func TestRedeemRefusedWritesNothing(t *testing.T) {
 	}
 	// A code that does not exist writes no redemption either.
 	before = e.counts()
-	if r := e.redeem(e.owner, "XXXXYYYYZZZZ2", core.Order{}, ""); r.Verdict.Reason != core.ReasonNotFound || r.Redemption != nil {
+	if r := e.redeem(e.owner, "NOSUCH", core.Order{}, ""); r.Verdict.Reason != core.ReasonNotFound || r.Redemption != nil {
 		t.Fatalf("unknown code: %+v", r)
 	}
 	if after := e.counts(); after != before {
