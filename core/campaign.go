@@ -30,8 +30,11 @@ func (c *Campaign) Validate() error {
 		_, err := ParseKind(string(c.Kind))
 		return err
 	}
-	if c.MinSpend < 0 || c.MaxDiscount < 0 {
-		return Invalid("min_spend", "0 or more", c.MinSpend.String(), "amounts cannot be negative")
+	if c.MinSpend < 0 {
+		return Invalid("min_spend", "0 or more", c.MinSpend.String(), "the minimum spend cannot be negative")
+	}
+	if c.MaxDiscount < 0 {
+		return Invalid("max_discount", "0 or more", c.MaxDiscount.String(), "the maximum discount cannot be negative")
 	}
 	if c.Kind == KindAmountOff && c.MinSpend > 0 && c.MinSpend < c.AmountOff {
 		return Invalid("min_spend", "at least the amount off", c.MinSpend.String(), "the minimum spend is below the discount")

@@ -156,7 +156,8 @@ func (db *DB) UpdateCampaign(a *Actor, idOrName string, edit func(c *core.Campai
 			e.Params = map[string]string{"fields": strings.Join(bad, ", ")}
 			return e
 		}
-		c.Updated = t.now
+		// Strictly increasing: cached rules are keyed by it, even within one millisecond.
+		c.Updated = max(t.now, old.Updated+1)
 		_, err = t.Exec(`UPDATE campaign SET name=?, description=?, kind=?, currency=?, amount_off=?, percent_off=?, max_discount=?,
 			min_spend=?, face_value=?, rules=?, format=?, updated_ms=? WHERE id=?`,
 			c.Name, c.Description, c.Kind, c.Currency, c.AmountOff, c.PercentOff, c.MaxDiscount, c.MinSpend, c.FaceValue,
@@ -206,8 +207,8 @@ func (db *DB) SetCampaignStatus(a *Actor, idOrName string, status core.CampaignS
 			return core.Errorf(core.ErrConflict, "campaign %q is already %s", c.Name, status)
 		}
 		old := c.Status
-		c.Status, c.Updated = status, t.now
-		if _, err := t.Exec(`UPDATE campaign SET status = ?, updated_ms = ? WHERE id = ?`, status, t.now, c.ID); err != nil {
+		c.Status, c.Updated = status, max(t.now, c.Updated+1)
+		if _, err := t.Exec(`UPDATE campaign SET status = ?, updated_ms = ? WHERE id = ?`, status, c.Updated, c.ID); err != nil {
 			return err
 		}
 		out = c

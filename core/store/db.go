@@ -178,6 +178,8 @@ type tx struct {
 	actor *Actor
 	now   int64
 	hlc   *core.HLC
+
+	campaignsChanged bool // code formats in use may differ after commit
 }
 
 // Actor is who does a change, where.
@@ -206,6 +208,9 @@ func (db *DB) write(a *Actor, fn func(t *tx) error) error {
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if t.campaignsChanged {
+		db.forgetFormats()
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/kameng/kameng/core"
@@ -107,7 +108,19 @@ type Rollup struct {
 
 // rollup adds deltas to today's counters for the actor's store.
 func (t *tx) rollup(campaignID string, d Rollup) error {
-	day := time.UnixMilli(t.now).In(t.actor.Store.Location()).Format(time.DateOnly)
+	return t.rollupAt(t.actor.Store.ID, campaignID, d)
+}
+
+// rollupAt adds deltas to today's counters (in that store's zone) for a store.
+func (t *tx) rollupAt(storeID, campaignID string, d Rollup) error {
+	loc := t.actor.Store.Location()
+	if storeID != t.actor.Store.ID {
+		var tz string
+		if err := t.QueryRow(`SELECT time_zone FROM store WHERE id = ?`, storeID).Scan(&tz); err == nil {
+			loc = core.LoadLocation(tz)
+		}
+	}
+	day := time.UnixMilli(t.now).In(loc).Format(time.DateOnly)
 	_, err := t.Exec(`INSERT INTO rollup(day, store_id, campaign_id, generated, distributed, redeemed, rolled_back, discount, order_amount, value)
 		VALUES (?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(day, store_id, campaign_id) DO UPDATE SET
@@ -115,12 +128,15 @@ func (t *tx) rollup(campaignID string, d Rollup) error {
 		  redeemed = redeemed + excluded.redeemed, rolled_back = rolled_back + excluded.rolled_back,
 		  discount = discount + excluded.discount, order_amount = order_amount + excluded.order_amount,
 		  value = value + excluded.value`,
-		day, t.actor.Store.ID, campaignID, d.Generated, d.Distributed, d.Redeemed, d.RolledBack, d.Discount, d.OrderAmount, d.Value)
+		day, storeID, campaignID, d.Generated, d.Distributed, d.Redeemed, d.RolledBack, d.Discount, d.OrderAmount, d.Value)
 	return err
 }
 
 // journal writes the audit entry and the outbox mutation of one change.
 func (t *tx) journal(action, entity, entityID string, detail map[string]any, mutation string, args any) error {
+	if strings.HasPrefix(action, "campaign.") || action == "codes.generate" || action == "codes.import" {
+		t.campaignsChanged = true
+	}
 	if err := t.audit(action, entity, entityID, detail); err != nil {
 		return err
 	}

@@ -29,6 +29,16 @@ type formatCache struct {
 
 var formatsByDB sync.Map // *DB → *formatCache
 
+// forgetFormats makes the next check reload the formats in use.
+func (db *DB) forgetFormats() {
+	if v, ok := formatsByDB.Load(db); ok {
+		fc := v.(*formatCache)
+		fc.mu.Lock()
+		fc.formats = nil
+		fc.mu.Unlock()
+	}
+}
+
 func (db *DB) formats() []core.CodeFormat {
 	v, _ := formatsByDB.LoadOrStore(db, &formatCache{})
 	fc := v.(*formatCache)
@@ -97,7 +107,22 @@ func PlainCode(raw string) string {
 	return b.String()
 }
 
-const checkCols = `code, campaign_id, batch_id, status, uses, balance, secret IS NOT NULL, phone, distributed_ms, valid_from_ms, valid_to_ms, created_ms`
+// checkCols reads a code with its campaign's changing counters in one lookup.
+const checkCols = `k.code, k.campaign_id, k.batch_id, k.status, k.uses, k.balance, k.secret IS NOT NULL, k.distributed_ms,
+	k.valid_from_ms, k.valid_to_ms, k.created_ms, c.updated_ms, c.status, c.issued, c.redeemed, c.spent`
+
+type campaignMeta struct {
+	updated, issued, redeemed int64
+	spent                     core.Amount
+	status                    core.CampaignStatus
+}
+
+func scanCodeMeta(row scanner, m *campaignMeta) (*core.Code, error) {
+	var k core.Code
+	err := row.Scan(&k.Code, &k.CampaignID, &k.BatchID, &k.Status, &k.Uses, &k.Balance, &k.HasSecret, &k.Distributed,
+		&k.ValidFrom, &k.ValidTo, &k.Created, &m.updated, &m.status, &m.issued, &m.redeemed, &m.spent)
+	return &k, err
+}
 
 type checkState struct {
 	code     *core.Code
@@ -126,8 +151,9 @@ func (db *DB) evaluate(q queryer, a *Actor, raw string, order core.Order, now ti
 		return st, nil
 	}
 	cands, badCheck := db.NormalizeInput(raw)
+	var meta campaignMeta
 	for _, c := range cands {
-		k, _, err := scanCode(q.QueryRow(`SELECT `+checkCols+` FROM code WHERE code = ?`, c))
+		k, err := scanCodeMeta(q.QueryRow(`SELECT `+checkCols+` FROM code k JOIN campaign c ON c.id = k.campaign_id WHERE k.code = ?`, c), &meta)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -145,7 +171,7 @@ func (db *DB) evaluate(q queryer, a *Actor, raw string, order core.Order, now ti
 		st.verdict = v
 		return st, nil
 	}
-	c, err := db.campaignFor(q, st.code.CampaignID)
+	c, err := db.campaignFor(q, st.code.CampaignID, &meta)
 	if err != nil {
 		return nil, err
 	}
@@ -170,20 +196,14 @@ type cachedCampaign struct {
 	c       core.Campaign
 }
 
-// campaignFor loads a campaign, reusing the decoded rules while the row is unchanged.
-func (db *DB) campaignFor(q queryer, id string) (*core.Campaign, error) {
-	var updated, redeemed, issued int64
-	var spent core.Amount
-	var status core.CampaignStatus
-	if err := q.QueryRow(`SELECT updated_ms, status, issued, redeemed, spent FROM campaign WHERE id = ?`, id).
-		Scan(&updated, &status, &issued, &redeemed, &spent); err != nil {
-		return nil, err
-	}
+// campaignFor returns a code's campaign, reusing the decoded rules while the row is
+// unchanged (updated_ms) and taking the counters from the lookup just made.
+func (db *DB) campaignFor(q queryer, id string, m *campaignMeta) (*core.Campaign, error) {
 	if v, ok := db.campaigns.Load(id); ok {
 		cc := v.(*cachedCampaign)
-		if cc.updated == updated {
+		if cc.updated == m.updated {
 			c := cc.c
-			c.Status, c.Issued, c.Redeemed, c.Spent = status, issued, redeemed, spent
+			c.Status, c.Issued, c.Redeemed, c.Spent = m.status, m.issued, m.redeemed, m.spent
 			return &c, nil
 		}
 	}
@@ -454,7 +474,8 @@ func (db *DB) Rollback(a *Actor, redemptionID, reason string, ownOnly bool, maxA
 		if _, err := t.Exec(`UPDATE campaign SET redeemed = redeemed - 1, spent = spent - ? WHERE id = ?`, r.Discount+r.Value, c.ID); err != nil {
 			return err
 		}
-		if err := t.rollup(c.ID, Rollup{RolledBack: 1, Discount: -r.Discount, OrderAmount: -r.OrderAmount, Value: -r.Value}); err != nil {
+		// The rollback counts against the store that redeemed, whoever undoes it.
+		if err := t.rollupAt(r.StoreID, c.ID, Rollup{RolledBack: 1, Discount: -r.Discount, OrderAmount: -r.OrderAmount, Value: -r.Value}); err != nil {
 			return err
 		}
 		r.Status, r.RolledBack, r.Reason = core.RedemptionRolledBack, t.now, reason
