@@ -203,6 +203,7 @@ var messages = map[string][2]string{ // zh, en
 	"msg.no_rows":           {"（无）", "(none)"},
 	"msg.total":             {"合计", "Total"},
 	"msg.revealed":          {"已查看%s（已记入审计）", "Revealed %s (audited)"},
+	"msg.schema_newer":      {"此数据库由更新版本的卡盟写入（版本 %s，本程序支持 %s）：请升级卡盟", "This database was written by a newer Kameng (schema %s; this program supports %s): upgrade Kameng"},
 	"msg.added":             {"已添加 %s", "Added %s"},
 }
 
@@ -249,6 +250,24 @@ func (l Lang) ErrorText(err error) string {
 		b.WriteString(" [" + field + "]")
 	}
 	b.WriteString(": ")
+	if e.Code == core.ErrSchema && e.Params["found"] != "" {
+		b.WriteString(l.T("msg.schema_newer", e.Params["found"], e.Params["supported"]))
+		return b.String()
+	}
+	// In Chinese, bad input and unknown ids are said entirely from the field, the value
+	// and the accepted form; the English sentence is only the fallback.
+	if l == "zh" && ((e.Code == core.ErrInvalid && e.Params["accepted"] != "") || (e.Code == core.ErrNotFound && e.Params["value"] != "")) {
+		if v := e.Params["value"]; v != "" {
+			b.WriteString(l.T("error.got") + " " + quote(v))
+			if e.Params["accepted"] != "" {
+				b.WriteString("；")
+			}
+		}
+		if a := e.Params["accepted"]; a != "" {
+			b.WriteString(l.T("error.accepted") + "：" + a)
+		}
+		return b.String()
+	}
 	b.WriteString(e.Message)
 	if v := e.Params["value"]; v != "" {
 		b.WriteString(" (" + l.T("error.got") + " " + quote(v) + ")")

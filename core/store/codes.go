@@ -209,6 +209,9 @@ func (db *DB) ImportCodes(a *Actor, campaignID string, rows []ImportRow, progres
 	return batch, nil
 }
 
+// lockedPhone stands for a phone number that cannot be opened without the key.
+const lockedPhone = "***********"
+
 const codeCols = `code, campaign_id, batch_id, status, uses, balance, secret IS NOT NULL, phone, distributed_ms, valid_from_ms, valid_to_ms, created_ms`
 
 // scanCode reads a code row; phone is left sealed in the returned bytes.
@@ -284,7 +287,16 @@ func (db *DB) EachCode(f CodeFilter, reveal bool, fn func(k *core.Code) error) e
 		if phone != nil {
 			if sealer == nil {
 				if sealer, err = db.sealer(); err != nil {
-					return err
+					if reveal {
+						return err
+					}
+					// Locked key: the list still works, the phone stays hidden.
+					k.Phone = lockedPhone
+					sealer = nil
+					if err := fn(k); err != nil {
+						return err
+					}
+					continue
 				}
 			}
 			p, err := sealer.Open(phone, k.Code)

@@ -174,3 +174,48 @@ func TestConcurrentSameIdempotencyKey(t *testing.T) {
 		t.Fatalf("balance %d, want 9000", k.Balance)
 	}
 }
+
+func TestConcurrentRollback(t *testing.T) {
+	e := newEnv(t)
+	c := e.create(giftCard("储值卡", 10000))
+	code := e.codes(c.ID, 1)[0]
+	red := e.mustRedeem(e.owner, code, core.Order{Amount: 4000})
+	dbs := make([]*store.DB, racers)
+	for i := range dbs {
+		dbs[i] = e.reopen()
+	}
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < racers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[i] = dbs[i].Rollback(e.owner, red.ID, fmt.Sprint("撤销 ", i), false, 0)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch core.ErrorCode(err) {
+		case "":
+			ok++
+		case core.ErrConflict:
+		default:
+			t.Fatalf("racer %d: %v", i, err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d rollbacks succeeded, want 1", ok)
+	}
+	k := e.code(code)
+	bal, _ := e.db.LedgerBalance(code)
+	if k.Balance != 10000 || bal != 10000 || k.Uses != 0 {
+		t.Fatalf("balance %d ledger %d uses %d after one rollback", k.Balance, bal, k.Uses)
+	}
+	if rep := e.total(day0, day0); rep.RolledBack != 1 || rep.Value != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+}

@@ -508,7 +508,11 @@ func (db *DB) FindCode(raw string, reveal bool) (*core.Code, error) {
 		if phone != nil {
 			sealer, err := db.sealer()
 			if err != nil {
-				return nil, err
+				if reveal {
+					return nil, err
+				}
+				k.Phone = lockedPhone
+				return k, nil
 			}
 			p, err := sealer.Open(phone, k.Code)
 			if err != nil {
