@@ -114,8 +114,7 @@ func isCobraUsage(err error) bool {
 // demo needs it.
 func (c *cli) open() (*App, error) {
 	if !Exists(c.data) {
-		return nil, &core.Error{Code: core.ErrNotFound, Field: "data", Message: c.language().T("msg.not_initialised"),
-			Params: map[string]string{"value": c.data}}
+		return nil, &core.Error{Code: core.ErrNotFound, Field: "data", Message: c.language().T("msg.not_initialised") + " (" + c.data + ")"}
 	}
 	a, err := Open(c.data, c.operator, c.storeArg)
 	if err != nil {
@@ -144,7 +143,7 @@ func (c *cli) confirm(what string) error {
 	l := c.language()
 	f, ok := c.in.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) || c.json {
-		return &core.Error{Code: core.ErrInvalid, Field: "confirm", Message: l.T("msg.need_yes"), Params: map[string]string{"accepted": "--yes"}}
+		return &core.Error{Code: core.ErrInvalid, Field: "confirm", Message: l.T("msg.need_yes")}
 	}
 	fmt.Fprint(c.err, l.T("msg.confirm", what))
 	line, _ := bufio.NewReader(c.in).ReadString('\n')

@@ -204,6 +204,7 @@ var messages = map[string][2]string{ // zh, en
 	"msg.total":             {"合计", "Total"},
 	"msg.revealed":          {"已查看%s（已记入审计）", "Revealed %s (audited)"},
 	"msg.schema_newer":      {"此数据库由更新版本的卡盟写入（版本 %s，本程序支持 %s）：请升级卡盟", "This database was written by a newer Kameng (schema %s; this program supports %s): upgrade Kameng"},
+	"msg.odds_too_high":     {"随机猜中一个券码的概率为 %s，高于 1,000,000,000 分之一：请加长码长或减少数量", "a random guess would hit a code %s, more often than 1 in 1,000,000,000: use a longer code or fewer codes"},
 	"msg.added":             {"已添加 %s", "Added %s"},
 }
 
@@ -256,6 +257,10 @@ func (l Lang) ErrorText(err error) string {
 	}
 	// In Chinese, bad input and unknown ids are said entirely from the field, the value
 	// and the accepted form; the English sentence is only the fallback.
+	if odds := e.Params["odds"]; odds != "" && e.Code == core.ErrInvalid {
+		b.WriteString(l.T("msg.odds_too_high", odds))
+		return b.String()
+	}
 	if l == "zh" && ((e.Code == core.ErrInvalid && e.Params["accepted"] != "") || (e.Code == core.ErrNotFound && e.Params["value"] != "")) {
 		if v := e.Params["value"]; v != "" {
 			b.WriteString(l.T("error.got") + " " + quote(v))

@@ -61,7 +61,11 @@ func (c *Campaign) Validate() error {
 	if r.PerMemberLimit < 0 || r.BudgetCount < 0 || r.BudgetAmount < 0 || r.RollbackHours < 0 {
 		return Invalid("budget", "0 or more", "", "limits cannot be negative")
 	}
-	return c.Format.Validate()
+	if err := c.Format.Validate(); err != nil {
+		return err
+	}
+	// A format that cannot issue even one code safely is refused at design time.
+	return c.Format.CheckGuessOdds(1)
 }
 
 // LockedChanges lists the fields an edit may not change once a campaign has

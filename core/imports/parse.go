@@ -58,11 +58,11 @@ type Row struct {
 
 // Problem is one line that was not turned into a Row.
 type Problem struct {
-	Line   int
-	Field  string // "line", "record", "code", "secret", "face" or "status"
-	Reason string // one of the Reason constants
-	Detail string // English detail for logs and the CLI
-	Value  string // the offending text, shortened
+	Line   int    `json:"line"`
+	Field  string `json:"field"`  // "line", "record", "code", "secret", "face" or "status"
+	Reason string `json:"reason"` // one of the Reason constants
+	Detail string `json:"detail"` // English detail for logs and the CLI
+	Value  string `json:"value"`  // the offending text, shortened
 }
 
 // Result is what a parser found. Problems are ordered by line.

@@ -25,6 +25,9 @@ func race(t *testing.T, e *env, separate bool, fn func(db *store.DB, i int) (*st
 				t.Fatal(err)
 			}
 			db.Clock = e.clock // read only while racing
+			if err := db.Unlock(testKEK()); err != nil {
+				t.Fatal(err)
+			}
 			dbs[i] = db
 		}
 	}
@@ -218,4 +221,46 @@ func TestConcurrentRollback(t *testing.T) {
 	if rep := e.total(day0, day0); rep.RolledBack != 1 || rep.Value != 0 {
 		t.Fatalf("report %+v", rep)
 	}
+}
+
+// Limits that span codes (per member, campaign budget) are decided inside the write
+// transaction too: racing redemptions of different codes cannot overshoot them.
+func TestConcurrentLimitsAcrossCodes(t *testing.T) {
+	e := newEnv(t)
+	member := e.create(amountOff("每人限一张", 1000, core.Rules{PerMemberLimit: 1}))
+	budget := e.create(amountOff("限量5张", 1000, core.Rules{BudgetCount: 5}))
+	mc, bc := e.codes(member.ID, racers), e.codes(budget.ID, racers)
+
+	results := race(t, e, true, func(db *store.DB, i int) (*store.RedeemResult, error) {
+		return db.Redeem(e.owner, mc[i], core.Order{Member: "13812345678"}, "")
+	})
+	if ok := countOK(t, results, core.ReasonPerMemberLimit); ok != 1 {
+		t.Fatalf("%d redemptions for one member, limit 1", ok)
+	}
+
+	results = race(t, e, true, func(db *store.DB, i int) (*store.RedeemResult, error) {
+		return db.Redeem(e.owner, bc[i], core.Order{}, "")
+	})
+	if ok := countOK(t, results, core.ReasonBudgetExhausted); ok != 5 {
+		t.Fatalf("%d redemptions within a budget of 5", ok)
+	}
+	if got := e.campaign(budget.ID).Redeemed; got != 5 {
+		t.Fatalf("campaign redeemed %d", got)
+	}
+}
+
+// countOK counts successful results; every other result must carry the given reason.
+func countOK(t *testing.T, results []*store.RedeemResult, refused string) int {
+	t.Helper()
+	ok := 0
+	for _, r := range results {
+		switch {
+		case r.Verdict.OK && r.Redemption != nil:
+			ok++
+		case r.Verdict.Reason == refused && r.Redemption == nil:
+		default:
+			t.Errorf("unexpected result %+v", r.Verdict)
+		}
+	}
+	return ok
 }

@@ -253,8 +253,7 @@ type RedeemResult struct {
 func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*RedeemResult, error) {
 	if idemKey != "" {
 		if r, err := db.redemptionByKey(db.r, idemKey); err == nil {
-			return &RedeemResult{Verdict: core.Verdict{OK: true, Reason: core.ReasonOK, Code: r.Code, Campaign: r.CampaignID,
-				Discount: r.Discount, Value: r.Value}, Redemption: r, Replayed: true}, nil
+			return db.replay(db.r, r)
 		} else if core.ErrorCode(err) != core.ErrNotFound {
 			return nil, err
 		}
@@ -271,9 +270,11 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 	err := db.write(a, func(t *tx) error {
 		if idemKey != "" {
 			if r, err := db.redemptionByKey(t, idemKey); err == nil {
-				res.Redemption, res.Replayed = r, true
-				res.Verdict = core.Verdict{OK: true, Reason: core.ReasonOK, Code: r.Code, Campaign: r.CampaignID, Discount: r.Discount, Value: r.Value}
-				return nil
+				rep, err := db.replay(t, r)
+				if err == nil {
+					*res = *rep
+				}
+				return err
 			}
 		}
 		st, err := db.evaluate(t, a, raw, order, time.UnixMilli(t.now))
@@ -337,6 +338,30 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 		return nil, err
 	}
 	return res, nil
+}
+
+// replay rebuilds the first answer to a request from the redemption it produced.
+func (db *DB) replay(q queryer, r *core.Redemption) (*RedeemResult, error) {
+	c, err := scanCampaign(q.QueryRow(`SELECT `+campaignCols+` FROM campaign WHERE id = ?`, r.CampaignID))
+	if err != nil {
+		return nil, err
+	}
+	v := core.Verdict{OK: true, Reason: core.ReasonOK, Code: r.Code, Campaign: c.ID, Name: c.Name, Kind: c.Kind,
+		Discount: r.Discount, Value: r.Value}
+	if r.OrderAmount > 0 {
+		v.Payable = max(r.OrderAmount-r.Discount-r.Value, 0)
+		if c.Kind == core.KindCardKey {
+			v.Payable = r.OrderAmount
+		}
+	}
+	if c.Kind == core.KindGiftCard {
+		v.Balance = r.Value // at least what was taken; the balance before is in the ledger
+		var before core.Amount
+		if err := q.QueryRow(`SELECT COALESCE(sum(amount), 0) FROM ledger WHERE code = ? AND created_ms < ?`, r.Code, r.Created).Scan(&before); err == nil {
+			v.Balance = before
+		}
+	}
+	return &RedeemResult{Verdict: v, Redemption: r, Replayed: true}, nil
 }
 
 const redemptionCols = `id, code, campaign_id, store_id, device_id, operator_id, order_ref, order_amount, discount, value, status,
