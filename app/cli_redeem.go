@@ -163,6 +163,9 @@ func (c *cli) reportCmd() *cobra.Command {
 				var out [][]string
 				var tot store.ReportRow
 				for _, r := range rows {
+					if by == "total" {
+						r.Name = l.T("msg.total")
+					}
 					out = append(out, reportCells(r))
 					tot.Generated += r.Generated
 					tot.Distributed += r.Distributed
@@ -183,6 +186,8 @@ func (c *cli) reportCmd() *cobra.Command {
 					first = l.T("col.store")
 				case "campaign":
 					first = l.T("col.campaign")
+				case "total":
+					first = ""
 				}
 				table(c.out, []string{first, l.T("col.generated"), l.T("col.distrib"), l.T("col.redeemed"), l.T("col.rolled_back"),
 					l.T("col.net"), l.T("col.rate"), l.T("col.discount"), l.T("col.order_amount"), l.T("col.value_redeem")}, out)

@@ -406,6 +406,9 @@ func (o OrderInput) parse() (core.Order, error) {
 			return ord, core.Invalid("debit", "more than 0", o.Debit, "a debit must be above zero")
 		}
 	}
+	if ord.Amount > 0 && ord.Debit > ord.Amount {
+		return ord, core.Invalid("debit", "at most the order amount", o.Debit, "the card cannot be charged more than the order")
+	}
 	if strings.TrimSpace(o.Member) != "" {
 		if ord.Member, err = core.NormalizePhone(o.Member); err != nil {
 			return ord, err

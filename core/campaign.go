@@ -49,6 +49,9 @@ func (c *Campaign) Validate() error {
 	if r.HoursFrom < 0 || r.HoursFrom >= 1440 || r.HoursTo < 0 || r.HoursTo > 1440 {
 		return Invalid("hours", "09:00-21:00", "", "hours must be within the day")
 	}
+	if r.HoursFrom == r.HoursTo && r.HoursFrom != 0 {
+		return Invalid("hours", "09:00-21:00", "", "the hours start and end at the same minute")
+	}
 	if r.Weekdays > 127 {
 		return Invalid("weekdays", "1-5 / mon,tue", "", "unknown weekdays")
 	}

@@ -829,7 +829,7 @@ func BenchmarkReport(b *testing.B) {
 	const reps = 20
 	big := benchRedemptions1M.get(b, "redemptions1m", benchBuildRedemptions(b, 1_000_000))
 	benchDropAfter(b, big)
-	small := benchRedemptions10k.get(b, "benchRedemptions10k", benchBuildRedemptions(b, 10_000))
+	small := benchRedemptions10k.get(b, "redemptions10k", benchBuildRedemptions(b, 10_000))
 	benchDropAfter(b, small)
 	if benchRedemptions1M.build > 0 {
 		b.Logf("fixture: 1,000,000 redemptions built through db.Redeem in %s", benchRedemptions1M.build.Round(time.Second))

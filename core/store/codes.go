@@ -364,6 +364,9 @@ func (db *DB) Distribute(a *Actor, codes []string, phone string) (int, error) {
 			if c.Rules.ValidDays > 0 {
 				from = t.now
 				to = time.UnixMilli(t.now).In(a.Store.Location()).AddDate(0, 0, c.Rules.ValidDays).UnixMilli()
+				if c.Rules.ValidTo > 0 && c.Rules.ValidTo < to {
+					to = c.Rules.ValidTo // never past the campaign's own end
+				}
 			}
 			var sealed []byte
 			if phone != "" {
@@ -451,20 +454,7 @@ func (db *DB) CodesByPhone(phone string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.r.Query(`SELECT code FROM code WHERE phone_ix = ? ORDER BY id`, sealer.Index(phone))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return db.strings(`SELECT code FROM code WHERE phone_ix = ? ORDER BY id`, sealer.Index(phone))
 }
 
 // Batches lists a campaign's batches.

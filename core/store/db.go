@@ -50,9 +50,10 @@ type DB struct {
 	r     *sql.DB // readers, query_only
 	Clock core.Clock
 
-	mu        sync.Mutex
-	secrets   *core.Secrets
-	campaigns sync.Map // id → *cachedCampaign
+	mu          sync.Mutex
+	secrets     *core.Secrets
+	campaigns   sync.Map // id → *cachedCampaign
+	formatCache formatCache
 }
 
 // Options tune Open.

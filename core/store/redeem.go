@@ -27,21 +27,16 @@ type formatCache struct {
 	loaded  time.Time
 }
 
-var formatsByDB sync.Map // *DB → *formatCache
-
 // forgetFormats makes the next check reload the formats in use.
 func (db *DB) forgetFormats() {
-	if v, ok := formatsByDB.Load(db); ok {
-		fc := v.(*formatCache)
-		fc.mu.Lock()
-		fc.formats = nil
-		fc.mu.Unlock()
-	}
+	fc := &db.formatCache
+	fc.mu.Lock()
+	fc.formats = nil
+	fc.mu.Unlock()
 }
 
 func (db *DB) formats() []core.CodeFormat {
-	v, _ := formatsByDB.LoadOrStore(db, &formatCache{})
-	fc := v.(*formatCache)
+	fc := &db.formatCache
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	if time.Since(fc.loaded) < time.Second && fc.formats != nil {
@@ -176,6 +171,9 @@ func (db *DB) evaluate(q queryer, a *Actor, raw string, order core.Order, now ti
 		return nil, err
 	}
 	st.campaign = c
+	if c.Kind == core.KindPercentOff && order.Amount == 0 {
+		return nil, core.Invalid("order", "--order 128.00", "", "a percent-off coupon needs the order amount")
+	}
 	memberUses := 0
 	if order.Member != "" && c.Rules.PerMemberLimit > 0 {
 		sealer, err := db.sealer()
@@ -222,6 +220,10 @@ func failed(reason string) bool {
 // recordFailure counts a failed check towards throttling, in its own small transaction.
 func (db *DB) recordFailure(a *Actor, now time.Time) error {
 	_, err := db.w.Exec(`INSERT INTO check_failure(actor, ts_ms) VALUES (?, ?)`, throttleKey(a), now.UnixMilli())
+	if err == nil {
+		// Failures older than the window no longer count: keep the table small.
+		_, err = db.w.Exec(`DELETE FROM check_failure WHERE ts_ms < ?`, now.Add(-2*ThrottleWindow).UnixMilli())
+	}
 	return err
 }
 
@@ -253,6 +255,9 @@ type RedeemResult struct {
 func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*RedeemResult, error) {
 	if idemKey != "" {
 		if r, err := db.redemptionByKey(db.r, idemKey); err == nil {
+			if err := db.sameCode(raw, r, idemKey); err != nil {
+				return nil, err
+			}
 			return db.replay(db.r, r)
 		} else if core.ErrorCode(err) != core.ErrNotFound {
 			return nil, err
@@ -270,6 +275,9 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 	err := db.write(a, func(t *tx) error {
 		if idemKey != "" {
 			if r, err := db.redemptionByKey(t, idemKey); err == nil {
+				if err := db.sameCode(raw, r, idemKey); err != nil {
+					return err
+				}
 				rep, err := db.replay(t, r)
 				if err == nil {
 					*res = *rep
@@ -338,6 +346,20 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 		return nil, err
 	}
 	return res, nil
+}
+
+// sameCode refuses an idempotency key reused for another code: that is a caller's
+// bug, and replaying the other redemption would hide it.
+func (db *DB) sameCode(raw string, r *core.Redemption, key string) error {
+	cands, _ := db.NormalizeInput(raw)
+	for _, c := range cands {
+		if c == r.Code {
+			return nil
+		}
+	}
+	e := core.Errorf(core.ErrConflict, "idempotency key %q was used for code %s, not this one", key, r.Code)
+	e.Field = "key"
+	return e
 }
 
 // replay rebuilds the first answer to a request from the redemption it produced.

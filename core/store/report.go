@@ -129,9 +129,14 @@ func (db *DB) Counts() (Counts, error) {
 
 // LedgerMismatches lists gift cards whose cached balance differs from their ledger sum.
 func (db *DB) LedgerMismatches() ([]string, error) {
-	rows, err := db.r.Query(`SELECT k.code FROM code k JOIN campaign c ON c.id = k.campaign_id AND c.kind = 'gift_card'
+	return db.strings(`SELECT k.code FROM code k JOIN campaign c ON c.id = k.campaign_id AND c.kind = 'gift_card'
 		LEFT JOIN (SELECT code, sum(amount) s FROM ledger GROUP BY code) l ON l.code = k.code
 		WHERE k.balance != COALESCE(l.s, 0) OR k.balance < 0 LIMIT 100`)
+}
+
+// strings runs a query of one text column.
+func (db *DB) strings(q string, args ...any) ([]string, error) {
+	rows, err := db.r.Query(q, args...)
 	if err != nil {
 		return nil, err
 	}
