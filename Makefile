@@ -40,18 +40,9 @@ test: layout
 	$(GO) test -tags '$(TEST_TAGS)' -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@$(MAKE) --no-print-directory fuzz
 
-# One go test -fuzz per target: go fuzzes a single target per invocation.
+# One go test -fuzz per target (scripts/fuzz.sh).
 fuzz:
-	@found=0; \
-	for file in $$(grep -l -r --include='*_test.go' --exclude-dir=.git --exclude-dir=testdata --exclude-dir=vendor '^func Fuzz' . | sort); do \
-		dir=$$(dirname "$$file"); \
-		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$file"); do \
-			found=$$((found + 1)); \
-			echo "fuzz: $$name in $$dir for $(FUZZTIME)"; \
-			$(GO) test -tags '$(TEST_TAGS)' -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) "$$dir"; \
-		done; \
-	done; \
-	echo "fuzz: $$found target(s) run"
+	GO=$(GO) FUZZTIME=$(FUZZTIME) TEST_TAGS='$(TEST_TAGS)' bash scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -timeout 60m ./... | tee bench.out
