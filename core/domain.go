@@ -3,7 +3,10 @@
 // and the clock. It knows nothing of screens, HTTP or SQL drivers.
 package core
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // Role is what an operator may do.
 type Role string
@@ -78,18 +81,24 @@ func (s *Store) Location() *time.Location {
 // DefaultTimeZone is where a store is unless told otherwise.
 const DefaultTimeZone = "Asia/Shanghai"
 
-// LoadLocation loads a zone, falling back to the default zone.
+var locations sync.Map // name → *time.Location
+
+// LoadLocation loads a zone, falling back to the default zone. Zones are cached: the
+// check and redeem paths ask for the store's zone on every call.
 func LoadLocation(name string) *time.Location {
 	if name == "" {
 		name = DefaultTimeZone
 	}
-	if loc, err := time.LoadLocation(name); err == nil {
-		return loc
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location)
 	}
-	loc, err := time.LoadLocation(DefaultTimeZone)
+	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return time.FixedZone("CST", 8*3600)
+		if loc, err = time.LoadLocation(DefaultTimeZone); err != nil {
+			loc = time.FixedZone("CST", 8*3600)
+		}
 	}
+	locations.Store(name, loc)
 	return loc
 }
 

@@ -78,10 +78,20 @@ func benchDir(b *testing.B) string {
 	benchDirLog.Do(func() {
 		b.Logf("benchmark files in %s (tmpfs: %v, kept: %v)", benchDirPath, benchIsTmpfs(benchDirPath), benchDirKeep)
 	})
+	if benchDirErr == nil {
+		benchDirErr = os.MkdirAll(benchDirPath, 0o755) // an emptied directory is removed
+	}
 	if benchDirErr != nil {
 		b.Fatal(benchDirErr)
 	}
 	return benchDirPath
+}
+
+// benchTidy removes this process's benchmark directory once it is empty.
+func benchTidy() {
+	if !benchDirKeep && benchDirPath != "" {
+		os.Remove(benchDirPath) // fails, harmlessly, while anything is left in it
+	}
 }
 
 // benchRemoveStale deletes what earlier benchmark processes (now gone) left behind.
@@ -104,7 +114,7 @@ func benchScratch(b *testing.B, name string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { os.RemoveAll(d) })
+	b.Cleanup(func() { os.RemoveAll(d); benchTidy() })
 	return d
 }
 
@@ -120,7 +130,7 @@ func benchDropAfter(b *testing.B, path string) {
 	if benchDirKeep || !benchRunsOnce() {
 		return
 	}
-	b.Cleanup(func() { benchRemoveDB(path) })
+	b.Cleanup(func() { benchRemoveDB(path); benchTidy() })
 }
 
 func benchRemoveDB(path string) {
@@ -132,7 +142,7 @@ func benchRemoveDB(path string) {
 // ---------------------------------------------------------------------------
 // Fixtures
 
-// fixture is a database file built once per process (or kept across runs).
+// benchFixture is a database file built once per process (or kept across runs).
 type benchFixture struct {
 	once  sync.Once
 	path  string
@@ -292,7 +302,7 @@ func benchRandomCodes(n int, seed uint64) []string {
 }
 
 // ---------------------------------------------------------------------------
-// Helpers for figures
+// Figures
 
 func benchPercentile(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {

@@ -53,6 +53,7 @@ type DB struct {
 	mu          sync.Mutex
 	secrets     *core.Secrets
 	campaigns   sync.Map // id → *cachedCampaign
+	stmts       sync.Map // pool+query → *sql.Stmt: SQLite compiles each statement once
 	formatCache formatCache
 }
 
@@ -139,6 +140,7 @@ func migrate(w *sql.DB) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
 	err1 := db.r.Close()
 	err2 := db.w.Close()
 	return errors.Join(err1, err2)
@@ -180,7 +182,8 @@ type tx struct {
 	now   int64
 	hlc   *core.HLC
 
-	campaignsChanged bool // code formats in use may differ after commit
+	campaignsChanged bool     // code formats in use may differ after commit
+	unprepared       []string // statements to prepare once the connection is free
 }
 
 // Actor is who does a change, where.
@@ -213,10 +216,70 @@ func (db *DB) write(a *Actor, fn func(t *tx) error) error {
 	if t.campaignsChanged {
 		db.forgetFormats()
 	}
+	if len(db.stmtsPrepared()) < 256 { // a bound, in case a caller builds SQL dynamically
+		for _, q := range t.unprepared {
+			db.prep(db.w, q)
+		}
+	}
 	return nil
 }
 
-func (t *tx) exec(q string, args ...any) (sql.Result, error) { return t.Exec(q, args...) }
+func (db *DB) stmtsPrepared() []any {
+	var n []any
+	db.stmts.Range(func(k, _ any) bool { n = append(n, k); return true })
+	return n
+}
+
+// prep returns a statement prepared once on a pool.
+func (db *DB) prep(pool *sql.DB, query string) (*sql.Stmt, error) {
+	key := query
+	if pool == db.w {
+		key = "w\x00" + query
+	}
+	if s, ok := db.stmts.Load(key); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := pool.Prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	if old, loaded := db.stmts.LoadOrStore(key, s); loaded {
+		s.Close()
+		return old.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+// Exec runs a statement in the transaction through the prepared-statement cache. The
+// write pool has one connection, which this transaction holds: a statement not yet
+// prepared runs unprepared now and is prepared after the commit.
+func (t *tx) Exec(query string, args ...any) (sql.Result, error) {
+	if s, ok := t.db.stmts.Load("w\x00" + query); ok {
+		return t.Tx.Stmt(s.(*sql.Stmt)).Exec(args...)
+	}
+	t.unprepared = append(t.unprepared, query)
+	return t.Tx.Exec(query, args...)
+}
+
+// QueryRow runs a query in the transaction through the prepared-statement cache.
+func (t *tx) QueryRow(query string, args ...any) *sql.Row {
+	if s, ok := t.db.stmts.Load("w\x00" + query); ok {
+		return t.Tx.Stmt(s.(*sql.Stmt)).QueryRow(args...)
+	}
+	t.unprepared = append(t.unprepared, query)
+	return t.Tx.QueryRow(query, args...)
+}
+
+// reader runs read-only queries on the read pool through the prepared-statement cache.
+type reader struct{ db *DB }
+
+func (r reader) QueryRow(query string, args ...any) *sql.Row {
+	s, err := r.db.prep(r.db.r, query)
+	if err != nil {
+		return r.db.r.QueryRow(query, args...)
+	}
+	return s.QueryRow(args...)
+}
 
 // getMeta and setMeta read and write the key/value table.
 func getMeta(q interface {

@@ -231,7 +231,7 @@ func (db *DB) recordFailure(a *Actor, now time.Time) error {
 // It writes nothing unless the code is unknown (which counts towards throttling).
 func (db *DB) Check(a *Actor, raw string, order core.Order) (core.Verdict, error) {
 	now := db.Clock.Now()
-	st, err := db.evaluate(db.r, a, raw, order, now)
+	st, err := db.evaluate(reader{db}, a, raw, order, now)
 	if err != nil {
 		return core.Verdict{}, err
 	}
@@ -254,7 +254,7 @@ type RedeemResult struct {
 // redemption, or changes nothing. A repeated idempotency key returns the first result.
 func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*RedeemResult, error) {
 	if idemKey != "" {
-		if r, err := db.redemptionByKey(db.r, idemKey); err == nil {
+		if r, err := db.redemptionByKey(reader{db}, idemKey); err == nil {
 			if err := db.sameCode(raw, r, idemKey); err != nil {
 				return nil, err
 			}
