@@ -6,7 +6,6 @@ package app
 import (
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -283,7 +282,5 @@ func (a *App) FormatTime(ms int64) string {
 }
 
 var errCancelled = errors.New("cancelled")
-
-func (a *App) printf(format string, args ...any) { fmt.Fprintf(a.Out, format, args...) }
 
 func storeSchema() int { return store.SchemaVersion }

@@ -32,11 +32,7 @@ func (c *cli) codesCmd() *cobra.Command {
 			odds := camp.Format.GuessOdds(camp.Issued + count)
 			c.print(map[string]any{"batch": b, "odds_of_guessing": odds}, func(l Lang) {
 				fmt.Fprintln(c.out, l.T("msg.generated", count, camp.Name, b.ID))
-				if l == "en" {
-					fmt.Fprintln(c.out, l.T("msg.odds", oneIn(odds)))
-				} else {
-					fmt.Fprintln(c.out, l.T("msg.odds", oneIn(odds)))
-				}
+				fmt.Fprintln(c.out, l.T("msg.odds", oneIn(odds)))
 			})
 			return nil
 		}}

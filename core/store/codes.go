@@ -209,6 +209,26 @@ func (db *DB) ImportCodes(a *Actor, campaignID string, rows []ImportRow, progres
 	return batch, nil
 }
 
+// showPhone opens a code's sealed phone: in full when revealed, masked otherwise, and
+// as lockedPhone when the key is locked and it need not be revealed.
+func (db *DB) showPhone(code string, sealed []byte, reveal bool) (string, error) {
+	if sealed == nil {
+		return "", nil
+	}
+	sealer, err := db.sealer()
+	if err != nil {
+		if reveal {
+			return "", err
+		}
+		return lockedPhone, nil
+	}
+	p, err := sealer.Open(sealed, code)
+	if err != nil || reveal {
+		return p, err
+	}
+	return core.MaskPhone(p), nil
+}
+
 // lockedPhone stands for a phone number that cannot be opened without the key.
 const lockedPhone = "***********"
 
@@ -278,36 +298,13 @@ func (db *DB) EachCode(f CodeFilter, reveal bool, fn func(k *core.Code) error) e
 		return err
 	}
 	defer rows.Close()
-	var sealer *core.Secrets
 	for rows.Next() {
 		k, phone, err := scanCode(rows)
 		if err != nil {
 			return err
 		}
-		if phone != nil {
-			if sealer == nil {
-				if sealer, err = db.sealer(); err != nil {
-					if reveal {
-						return err
-					}
-					// Locked key: the list still works, the phone stays hidden.
-					k.Phone = lockedPhone
-					sealer = nil
-					if err := fn(k); err != nil {
-						return err
-					}
-					continue
-				}
-			}
-			p, err := sealer.Open(phone, k.Code)
-			if err != nil {
-				return err
-			}
-			if reveal {
-				k.Phone = p
-			} else {
-				k.Phone = core.MaskPhone(p)
-			}
+		if k.Phone, err = db.showPhone(k.Code, phone, reveal); err != nil {
+			return err
 		}
 		if err := fn(k); err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kameng/kameng/core"
 	_ "modernc.org/sqlite"
@@ -55,6 +56,7 @@ type DB struct {
 	campaigns   sync.Map // id → *cachedCampaign
 	stmts       sync.Map // pool+query → *sql.Stmt: SQLite compiles each statement once
 	formatCache formatCache
+	prepared    atomic.Int64
 }
 
 // Options tune Open.
@@ -216,18 +218,10 @@ func (db *DB) write(a *Actor, fn func(t *tx) error) error {
 	if t.campaignsChanged {
 		db.forgetFormats()
 	}
-	if len(db.stmtsPrepared()) < 256 { // a bound, in case a caller builds SQL dynamically
-		for _, q := range t.unprepared {
-			db.prep(db.w, q)
-		}
+	for _, q := range t.unprepared {
+		db.prep(db.w, q)
 	}
 	return nil
-}
-
-func (db *DB) stmtsPrepared() []any {
-	var n []any
-	db.stmts.Range(func(k, _ any) bool { n = append(n, k); return true })
-	return n
 }
 
 // prep returns a statement prepared once on a pool.
@@ -239,6 +233,9 @@ func (db *DB) prep(pool *sql.DB, query string) (*sql.Stmt, error) {
 	if s, ok := db.stmts.Load(key); ok {
 		return s.(*sql.Stmt), nil
 	}
+	if db.prepared.Load() >= maxPrepared {
+		return nil, errTooManyStatements
+	}
 	s, err := pool.Prepare(query)
 	if err != nil {
 		return nil, err
@@ -247,8 +244,14 @@ func (db *DB) prep(pool *sql.DB, query string) (*sql.Stmt, error) {
 		s.Close()
 		return old.(*sql.Stmt), nil
 	}
+	db.prepared.Add(1)
 	return s, nil
 }
+
+// maxPrepared bounds the cache: filtered list queries are built from their filters.
+const maxPrepared = 256
+
+var errTooManyStatements = errors.New("statement cache full")
 
 // Exec runs a statement in the transaction through the prepared-statement cache. The
 // write pool has one connection, which this transaction holds: a statement not yet

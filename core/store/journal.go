@@ -48,48 +48,16 @@ func (t *tx) outbox(name string, args any) error {
 		return err
 	}
 	if t.hlc == nil {
-		var last int64
-		v, err := getMetaTx(t.Tx, "hlc")
-		if err != nil {
+		var last sql.NullInt64
+		err := t.QueryRow(`SELECT value FROM meta WHERE key = 'hlc'`).Scan(&last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if v != nil {
-			last = bytesToInt(v)
-		}
-		t.hlc = core.NewHLC(last)
+		t.hlc = core.NewHLC(last.Int64)
 	}
 	_, err = t.Exec(`INSERT INTO outbox(uuid, device_id, name, args, hlc, wall_ms) VALUES (?,?,?,?,?,?)`,
 		core.NewID(), t.actor.Device.ID, name, string(b), t.hlc.Now(t.now), t.now)
 	return err
-}
-
-func getMetaTx(t *sql.Tx, key string) ([]byte, error) {
-	var v any
-	err := t.QueryRow(`SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	switch x := v.(type) {
-	case []byte:
-		return x, err
-	case int64:
-		return int64ToBytes(x), err
-	case string:
-		return []byte(x), err
-	}
-	return nil, err
-}
-
-func int64ToBytes(v int64) []byte {
-	return []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
-}
-
-func bytesToInt(b []byte) int64 {
-	var v int64
-	for _, c := range b {
-		v = v<<8 | int64(c)
-	}
-	return v
 }
 
 // Rollup is one day × store × campaign of counters.

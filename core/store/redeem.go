@@ -217,13 +217,13 @@ func failed(reason string) bool {
 	return reason == core.ReasonNotFound || reason == core.ReasonBadCheckChar
 }
 
-// recordFailure counts a failed check towards throttling, in its own small transaction.
-func (db *DB) recordFailure(a *Actor, now time.Time) error {
-	_, err := db.w.Exec(`INSERT INTO check_failure(actor, ts_ms) VALUES (?, ?)`, throttleKey(a), now.UnixMilli())
-	if err == nil {
-		// Failures older than the window no longer count: keep the table small.
-		_, err = db.w.Exec(`DELETE FROM check_failure WHERE ts_ms < ?`, now.Add(-2*ThrottleWindow).UnixMilli())
+// recordFailure counts a failed check towards throttling. Failures older than the
+// window no longer count, so they are dropped in the same transaction.
+func (t *tx) recordFailure() error {
+	if _, err := t.Exec(`INSERT INTO check_failure(actor, ts_ms) VALUES (?, ?)`, throttleKey(t.actor), t.now); err != nil {
+		return err
 	}
+	_, err := t.Exec(`DELETE FROM check_failure WHERE ts_ms < ?`, t.now-2*ThrottleWindow.Milliseconds())
 	return err
 }
 
@@ -236,7 +236,7 @@ func (db *DB) Check(a *Actor, raw string, order core.Order) (core.Verdict, error
 		return core.Verdict{}, err
 	}
 	if failed(st.verdict.Reason) {
-		if err := db.recordFailure(a, now); err != nil {
+		if err := db.write(a, func(t *tx) error { return t.recordFailure() }); err != nil {
 			return core.Verdict{}, err
 		}
 	}
@@ -292,8 +292,7 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 		res.Verdict = st.verdict
 		if !st.verdict.OK {
 			if failed(st.verdict.Reason) {
-				_, err := t.Exec(`INSERT INTO check_failure(actor, ts_ms) VALUES (?, ?)`, throttleKey(a), t.now)
-				return err
+				return t.recordFailure()
 			}
 			return nil
 		}
@@ -552,23 +551,8 @@ func (db *DB) FindCode(raw string, reveal bool) (*core.Code, error) {
 		if err != nil {
 			return nil, err
 		}
-		if phone != nil {
-			sealer, err := db.sealer()
-			if err != nil {
-				if reveal {
-					return nil, err
-				}
-				k.Phone = lockedPhone
-				return k, nil
-			}
-			p, err := sealer.Open(phone, k.Code)
-			if err != nil {
-				return nil, err
-			}
-			k.Phone = core.MaskPhone(p)
-			if reveal {
-				k.Phone = p
-			}
+		if k.Phone, err = db.showPhone(k.Code, phone, reveal); err != nil {
+			return nil, err
 		}
 		return k, nil
 	}

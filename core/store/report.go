@@ -1,7 +1,6 @@
 package store
 
 import (
-	"database/sql"
 	"fmt"
 
 	"github.com/kameng/kameng/core"
@@ -171,5 +170,3 @@ func (db *DB) Outbox(limit int) ([]Mutation, error) {
 	}
 	return out, rows.Err()
 }
-
-var _ = sql.ErrNoRows
