@@ -201,7 +201,8 @@ func (c *cli) root() *cobra.Command {
 		return nil
 	}
 	root.AddCommand(c.initCmd(), c.campaignCmd(), c.codesCmd(), c.checkCmd(), c.redeemCmd(), c.rollbackCmd(),
-		c.redemptionsCmd(), c.reportCmd(), c.auditCmd(), c.demoCmd(), c.doctorCmd(), c.storeCmd(), c.operatorCmd())
+		c.redemptionsCmd(), c.reportCmd(), c.auditCmd(), c.demoCmd(), c.doctorCmd(), c.storeCmd(), c.operatorCmd(),
+		c.memberCmd(), c.walletCmd(), c.pointsCmd(), c.settleCmd(), c.remindCmd())
 	return root
 }
 

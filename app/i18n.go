@@ -51,6 +51,7 @@ var messages = map[string][2]string{ // zh, en
 	"reason.below_min_spend":      {"未达到最低消费", "Below the minimum spend"},
 	"reason.outside_hours":        {"不在可用时段", "Outside the allowed hours"},
 	"reason.per_member_limit":     {"超出每人限用次数", "Per-member limit reached"},
+	"reason.tier_only":            {"仅限指定会员等级", "Only for members of certain tiers"},
 	"reason.budget_exhausted":     {"活动预算已用完", "Campaign budget used up"},
 	"reason.insufficient_balance": {"余额不足", "Insufficient balance"},
 	"reason.throttled":            {"失败次数过多，请稍后再试", "Too many failed checks; try again later"},
@@ -206,6 +207,16 @@ var messages = map[string][2]string{ // zh, en
 	"msg.schema_newer":      {"此数据库由更新版本的卡盟写入（版本 %s，本程序支持 %s）：请升级卡盟", "This database was written by a newer Kameng (schema %s; this program supports %s): upgrade Kameng"},
 	"msg.odds_too_high":     {"随机猜中一个券码的概率为 %s，高于 1,000,000,000 分之一：请加长码长或减少数量", "a random guess would hit a code %s, more often than 1 in 1,000,000,000: use a longer code or fewer codes"},
 	"msg.added":             {"已添加 %s", "Added %s"},
+}
+
+// addMessages registers a feature's texts; each feature keeps its own in its file.
+func addMessages(m map[string][2]string) {
+	for k, v := range m {
+		if _, dup := messages[k]; dup {
+			panic("i18n: message key defined twice: " + k)
+		}
+		messages[k] = v
+	}
 }
 
 // T translates a message key; unknown keys come back as themselves.

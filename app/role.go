@@ -20,15 +20,32 @@ const (
 	ActAudit        = "verify the audit chain"
 	ActStaff        = "manage stores and operators"
 	ActDoctor       = "run diagnostics"
+
+	ActMemberView    = "look up members"
+	ActMemberEdit    = "add or edit members"
+	ActMemberMerge   = "merge members"
+	ActMemberErase   = "anonymise members"
+	ActWallet        = "top up and charge wallets"
+	ActWalletRefund  = "refund wallet payments"
+	ActPoints        = "earn and spend points"
+	ActPointsAdjust  = "adjust points by hand"
+	ActLoyaltyConfig = "set tiers, points, bonuses and issuing rules"
+	ActSettleView    = "read settlement statements"
+	ActSettleRules   = "set settlement split rules"
 )
 
 var allowed = map[core.Role]map[string]bool{
 	core.RoleOwner: set(ActCampaignView, ActCampaignEdit, ActCodesIssue, ActCodesView, ActCodesExport, ActDistribute, ActVoid,
-		ActReveal, ActCheck, ActRedeem, ActRollback, ActRollbackAny, ActReport, ActAudit, ActStaff, ActDoctor),
+		ActReveal, ActCheck, ActRedeem, ActRollback, ActRollbackAny, ActReport, ActAudit, ActStaff, ActDoctor,
+		ActMemberView, ActMemberEdit, ActMemberMerge, ActMemberErase, ActWallet, ActWalletRefund, ActPoints, ActPointsAdjust,
+		ActLoyaltyConfig, ActSettleView, ActSettleRules),
 	core.RoleManager: set(ActCampaignView, ActCampaignEdit, ActCodesIssue, ActCodesView, ActCodesExport, ActDistribute, ActVoid,
-		ActReveal, ActCheck, ActRedeem, ActRollback, ActRollbackAny, ActReport, ActAudit, ActDoctor),
-	core.RoleCashier:    set(ActCampaignView, ActCodesView, ActDistribute, ActCheck, ActRedeem, ActRollback),
-	core.RoleTechnician: set(ActCampaignView, ActReport, ActAudit, ActDoctor, ActCheck),
+		ActReveal, ActCheck, ActRedeem, ActRollback, ActRollbackAny, ActReport, ActAudit, ActDoctor,
+		ActMemberView, ActMemberEdit, ActMemberMerge, ActMemberErase, ActWallet, ActWalletRefund, ActPoints, ActPointsAdjust,
+		ActLoyaltyConfig, ActSettleView),
+	core.RoleCashier: set(ActCampaignView, ActCodesView, ActDistribute, ActCheck, ActRedeem, ActRollback,
+		ActMemberView, ActMemberEdit, ActWallet, ActWalletRefund, ActPoints),
+	core.RoleTechnician: set(ActCampaignView, ActReport, ActAudit, ActDoctor, ActCheck, ActSettleView),
 }
 
 func set(acts ...string) map[string]bool {

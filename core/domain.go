@@ -131,6 +131,7 @@ type Rules struct {
 	HoursTo        int      `json:"hours_to_min"`     // minute of day, exclusive; 0 with HoursFrom 0: all day
 	UsesPerCode    int      `json:"uses_per_code"`    // coupons: redemptions per code
 	PerMemberLimit int      `json:"per_member_limit"` // 0: unlimited
+	Tiers          []string `json:"tiers,omitempty"`  // member tier ids; empty: everyone
 	BudgetCount    int64    `json:"budget_count"`     // 0: unlimited redemptions
 	BudgetAmount   Amount   `json:"budget_amount"`    // 0: unlimited discount/value
 	RollbackHours  int      `json:"rollback_hours"`   // how long a redemption may be rolled back; 0: never

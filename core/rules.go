@@ -20,6 +20,7 @@ const (
 	ReasonBelowMinSpend       = "below_min_spend"
 	ReasonOutsideHours        = "outside_hours"
 	ReasonPerMemberLimit      = "per_member_limit"
+	ReasonTierOnly            = "tier_only"
 	ReasonBudgetExhausted     = "budget_exhausted"
 	ReasonInsufficientBalance = "insufficient_balance"
 	ReasonThrottled           = "throttled"
@@ -28,7 +29,7 @@ const (
 // Reasons lists every check reason, for documentation and translation tests.
 var Reasons = []string{ReasonOK, ReasonNotFound, ReasonBadCheckChar, ReasonNotStarted, ReasonExpired,
 	ReasonAlreadyRedeemed, ReasonVoided, ReasonPaused, ReasonWrongStore, ReasonBelowMinSpend,
-	ReasonOutsideHours, ReasonPerMemberLimit, ReasonBudgetExhausted, ReasonInsufficientBalance, ReasonThrottled}
+	ReasonOutsideHours, ReasonPerMemberLimit, ReasonTierOnly, ReasonBudgetExhausted, ReasonInsufficientBalance, ReasonThrottled}
 
 // Order is what the customer is buying when a code is checked or redeemed.
 type Order struct {
@@ -45,7 +46,8 @@ type CheckInput struct {
 	Store      *Store
 	Now        time.Time
 	Order      Order
-	MemberUses int // redemptions standing for this campaign by Order.Member
+	MemberUses int    // redemptions standing for this campaign by Order.Member
+	MemberTier string // tier id of the member named by Order.Member; "" none
 }
 
 // Verdict is the answer to a check: whether, why, and what the order would get.
@@ -128,6 +130,9 @@ func Evaluate(in CheckInput) Verdict {
 	}
 	if c.MinSpend > 0 && in.Order.Amount < c.MinSpend {
 		return reject(v, ReasonBelowMinSpend)
+	}
+	if len(c.Rules.Tiers) > 0 && !slices.Contains(c.Rules.Tiers, in.MemberTier) {
+		return reject(v, ReasonTierOnly)
 	}
 	if c.Rules.PerMemberLimit > 0 && in.Order.Member != "" && in.MemberUses >= c.Rules.PerMemberLimit {
 		return reject(v, ReasonPerMemberLimit)

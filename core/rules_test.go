@@ -162,6 +162,15 @@ func TestEvaluateReasons(t *testing.T) {
 		{"per member limit not reached", func(in *core.CheckInput) {
 			in.Campaign.Rules.PerMemberLimit, in.MemberUses, in.Order.Member = 2, 1, "13812345678"
 		}, core.ReasonOK},
+		{"tier-only campaign, member of another tier", func(in *core.CheckInput) {
+			in.Campaign.Rules.Tiers, in.MemberTier, in.Order.Member = []string{"gold"}, "silver", "13812345678"
+		}, core.ReasonTierOnly},
+		{"tier-only campaign, no member", func(in *core.CheckInput) {
+			in.Campaign.Rules.Tiers = []string{"gold"}
+		}, core.ReasonTierOnly},
+		{"tier-only campaign, member of the tier", func(in *core.CheckInput) {
+			in.Campaign.Rules.Tiers, in.MemberTier, in.Order.Member = []string{"silver", "gold"}, "gold", "13812345678"
+		}, core.ReasonOK},
 		{"per member limit without a member", func(in *core.CheckInput) {
 			in.Campaign.Rules.PerMemberLimit, in.MemberUses, in.Order.Member = 1, 5, ""
 		}, core.ReasonOK},

@@ -73,6 +73,8 @@ func dsn(path string, readOnly bool, opt Options) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(15000)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Erased personal data must not linger in free pages (member anonymisation).
+	q.Add("_pragma", "secure_delete(1)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
 	if readOnly {
