@@ -102,3 +102,39 @@ func (t *tx) visit(memberID string, amount core.Amount) error {
 		amount, newDay, t.now, t.now, memberID)
 	return err
 }
+
+// memberRef resolves a member id or phone number to the id of the active member it
+// names, following merged records to the one they were merged into.
+func (db *DB) memberRef(q queryer, ref string) (string, error) {
+	id := ""
+	var status, into string
+	err := q.QueryRow(`SELECT id, status, merged_into FROM member WHERE id = ?`, ref).Scan(&id, &status, &into)
+	if errors.Is(err, sql.ErrNoRows) {
+		phone, perr := core.NormalizePhone(ref)
+		if perr != nil {
+			return "", core.NotFound("member", ref)
+		}
+		sealer, serr := db.sealer()
+		if serr != nil {
+			return "", serr
+		}
+		err = q.QueryRow(`SELECT id, status, merged_into FROM member WHERE phone_ix = ?`, sealer.Index(phone)).Scan(&id, &status, &into)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", core.NotFound("member", ref)
+	}
+	if err != nil {
+		return "", err
+	}
+	for hops := 0; status == core.MemberMerged && into != "" && hops < 16; hops++ {
+		if err := q.QueryRow(`SELECT id, status, merged_into FROM member WHERE id = ?`, into).Scan(&id, &status, &into); err != nil {
+			return "", err
+		}
+	}
+	if status != core.MemberActive {
+		e := core.Errorf(core.ErrConflict, "member %s is %s", id, status)
+		e.Field = "member"
+		return "", e
+	}
+	return id, nil
+}
