@@ -208,12 +208,6 @@ func (db *DB) write(a *Actor, fn func(t *tx) error) error {
 		sqlTx.Rollback()
 		return err
 	}
-	if t.hlc != nil {
-		if _, err := t.Exec(`INSERT INTO meta(key, value) VALUES ('hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, t.hlc.Last()); err != nil {
-			sqlTx.Rollback()
-			return err
-		}
-	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

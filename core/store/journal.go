@@ -41,6 +41,8 @@ type Mutation struct {
 	Pushed   int64           `json:"pushed_ms,omitempty"`
 }
 
+const lastHLC = `SELECT max(COALESCE((SELECT value FROM meta WHERE key = 'hlc'), 0), COALESCE((SELECT hlc FROM outbox ORDER BY mid DESC LIMIT 1), 0))`
+
 // outbox appends a mutation in the same transaction as the change it records.
 func (t *tx) outbox(name string, args any) error {
 	b, err := json.Marshal(args)
@@ -48,12 +50,14 @@ func (t *tx) outbox(name string, args any) error {
 		return err
 	}
 	if t.hlc == nil {
-		var last sql.NullInt64
-		err := t.QueryRow(`SELECT value FROM meta WHERE key = 'hlc'`).Scan(&last)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		// The clock's last reading is the newest outbox row's, or the one kept in meta
+		// (what a pull observed, or the last row's before the outbox was pruned): read
+		// here, never written on the hot path.
+		var last int64
+		if err := t.QueryRow(lastHLC).Scan(&last); err != nil {
 			return err
 		}
-		t.hlc = core.NewHLC(last.Int64)
+		t.hlc = core.NewHLC(last)
 	}
 	_, err = t.Exec(`INSERT INTO outbox(uuid, device_id, name, args, hlc, wall_ms) VALUES (?,?,?,?,?,?)`,
 		core.NewID(), t.actor.Device.ID, name, string(b), t.hlc.Now(t.now), t.now)
