@@ -145,7 +145,7 @@ func (c *cli) redemptionsCmd() *cobra.Command {
 }
 
 func (c *cli) reportCmd() *cobra.Command {
-	var from, to, by, st, camp string
+	var from, to, by, st, camp, file string
 	cmd := &cobra.Command{Use: "report", Short: "KPIs for a date range / 报表", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := c.open()
@@ -159,38 +159,17 @@ func (c *cli) reportCmd() *cobra.Command {
 			if rows == nil {
 				rows = []store.ReportRow{}
 			}
+			h, out := reportTable(c.language(), rows, by)
+			if file != "" {
+				if err := a.ExportTable(file, "report", h, out); err != nil {
+					return err
+				}
+			}
 			c.print(rows, func(l Lang) {
-				var out [][]string
-				var tot store.ReportRow
-				for _, r := range rows {
-					if by == "total" {
-						r.Name = l.T("msg.total")
-					}
-					out = append(out, reportCells(r))
-					tot.Generated += r.Generated
-					tot.Distributed += r.Distributed
-					tot.Redeemed += r.Redeemed
-					tot.RolledBack += r.RolledBack
-					tot.Net += r.Net
-					tot.Discount += r.Discount
-					tot.OrderAmount += r.OrderAmount
-					tot.Value += r.Value
+				table(c.out, h, out)
+				if file != "" {
+					fmt.Fprintln(c.out, l.T("msg.exported_to", file))
 				}
-				if len(rows) > 1 {
-					tot.Name = l.T("msg.total")
-					out = append(out, reportCells(tot))
-				}
-				first := l.T("col.day")
-				switch by {
-				case "store":
-					first = l.T("col.store")
-				case "campaign":
-					first = l.T("col.campaign")
-				case "total":
-					first = ""
-				}
-				table(c.out, []string{first, l.T("col.generated"), l.T("col.distrib"), l.T("col.redeemed"), l.T("col.rolled_back"),
-					l.T("col.net"), l.T("col.rate"), l.T("col.discount"), l.T("col.order_amount"), l.T("col.value_redeem")}, out)
 			})
 			return nil
 		}}
@@ -199,7 +178,171 @@ func (c *cli) reportCmd() *cobra.Command {
 	cmd.Flags().StringVar(&by, "by", "day", "day|store|campaign|total / 分组")
 	cmd.Flags().StringVar(&st, "only-store", "", "only this store / 仅此门店")
 	cmd.Flags().StringVar(&camp, "campaign", "", "only this campaign / 仅此活动")
+	cmd.Flags().StringVar(&file, "export", "", "also write FILE.csv or FILE.xlsx / 导出")
+	cmd.AddCommand(c.analyticsCmds()...)
 	return cmd
+}
+
+// reportTable lays the KPI rows out with their total.
+func reportTable(l Lang, rows []store.ReportRow, by string) ([]string, [][]string) {
+	var out [][]string
+	var tot store.ReportRow
+	for _, r := range rows {
+		if by == "total" {
+			r.Name = l.T("msg.total")
+		}
+		out = append(out, reportCells(r))
+		tot.Generated += r.Generated
+		tot.Distributed += r.Distributed
+		tot.Redeemed += r.Redeemed
+		tot.RolledBack += r.RolledBack
+		tot.Net += r.Net
+		tot.Discount += r.Discount
+		tot.OrderAmount += r.OrderAmount
+		tot.Value += r.Value
+	}
+	if len(rows) > 1 {
+		tot.Name = l.T("msg.total")
+		out = append(out, reportCells(tot))
+	}
+	first := l.T("col.day")
+	switch by {
+	case "store":
+		first = l.T("col.store")
+	case "campaign":
+		first = l.T("col.campaign")
+	case "total":
+		first = ""
+	}
+	return []string{first, l.T("col.generated"), l.T("col.distrib"), l.T("col.redeemed"), l.T("col.rolled_back"),
+		l.T("col.net"), l.T("col.rate"), l.T("col.discount"), l.T("col.order_amount"), l.T("col.value_redeem")}, out
+}
+
+// analyticsView is what an analytics subcommand shows: data for --json, a table for
+// the terminal and --export, and a closing line.
+type analyticsView struct {
+	data   any
+	header []string
+	rows   [][]string
+	note   string
+}
+
+// analyticsCmds are the report subcommands: funnel, cost, repeat, liability, forecast,
+// heatmap. Each takes --from/--to and --campaign where they apply, the global --store
+// as the store to look at, and --export FILE.csv|.xlsx.
+func (c *cli) analyticsCmds() []*cobra.Command {
+	type spec struct {
+		use, short     string
+		days, campaign bool
+		run            func(a *App, l Lang, r Range, by string) (*analyticsView, error)
+	}
+	specs := []spec{
+		{"funnel", "generated → distributed → redeemed per campaign / 转化漏斗", true, true,
+			func(a *App, l Lang, r Range, _ string) (*analyticsView, error) {
+				f, err := a.Funnel(r)
+				if err != nil {
+					return nil, err
+				}
+				h, rows := l.FunnelTable(f)
+				return &analyticsView{data: f, header: h, rows: rows}, nil
+			}},
+		{"cost", "discount cost against order amount (--by campaign|store|day) / 优惠成本", true, true,
+			func(a *App, l Lang, r Range, by string) (*analyticsView, error) {
+				v, err := a.Cost(r, by)
+				if err != nil {
+					return nil, err
+				}
+				h, rows := l.CostTable(v)
+				return &analyticsView{data: v, header: h, rows: rows}, nil
+			}},
+		{"repeat", "members' repeat-purchase rate / 会员复购率", true, false,
+			func(a *App, l Lang, r Range, _ string) (*analyticsView, error) {
+				v, err := a.Repeat(r)
+				if err != nil {
+					return nil, err
+				}
+				h, rows := l.RepeatTable(v)
+				return &analyticsView{data: v, header: h, rows: rows}, nil
+			}},
+		{"liability", "what is owed: gift cards, wallets, points, checked against the ledgers / 未兑付负债", false, false,
+			func(a *App, l Lang, r Range, _ string) (*analyticsView, error) {
+				v, err := a.Liability()
+				if err != nil {
+					return nil, err
+				}
+				h, rows := l.LiabilityTable(v)
+				note := l.T("an.liability_ok")
+				if !v.OK {
+					note = l.T("an.liability_bad")
+				}
+				return &analyticsView{data: v, header: h, rows: rows, note: note}, nil
+			}},
+		{"forecast", "what expires, by month (default: a year from today) / 到期预测", true, true,
+			func(a *App, l Lang, r Range, _ string) (*analyticsView, error) {
+				v, err := a.Forecast(r)
+				if err != nil {
+					return nil, err
+				}
+				h, rows := l.ForecastTable(v)
+				return &analyticsView{data: v, header: h, rows: rows}, nil
+			}},
+		{"heatmap", "redemptions by weekday and hour / 核销时段热力图", true, false,
+			func(a *App, l Lang, r Range, _ string) (*analyticsView, error) {
+				v, err := a.Heatmap(r)
+				if err != nil {
+					return nil, err
+				}
+				h, rows := l.HeatmapTable(v)
+				return &analyticsView{data: v, header: h, rows: rows, note: l.T("an.heatmap_total", v.Total, v.Max)}, nil
+			}},
+	}
+	var cmds []*cobra.Command
+	for _, s := range specs {
+		var r Range
+		var by, file string
+		cmd := &cobra.Command{Use: s.use, Short: s.short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				a, err := c.open()
+				if err != nil {
+					return err
+				}
+				r.Store = c.storeArg
+				l := c.language()
+				v, err := s.run(a, l, r, by)
+				if err != nil {
+					return err
+				}
+				if file != "" {
+					if err := a.ExportTable(file, s.use, v.header, v.rows); err != nil {
+						return err
+					}
+				}
+				c.print(v.data, func(l Lang) {
+					table(c.out, v.header, v.rows)
+					if v.note != "" {
+						fmt.Fprintln(c.out, v.note)
+					}
+					if file != "" {
+						fmt.Fprintln(c.out, l.T("msg.exported_to", file))
+					}
+				})
+				return nil
+			}}
+		f := cmd.Flags()
+		if s.days {
+			f.StringVar(&r.From, "from", "", "first day: 2026-11-01, today or -30d / 开始日期")
+			f.StringVar(&r.To, "to", "", "last day, inclusive / 结束日期")
+		}
+		if s.campaign {
+			f.StringVar(&r.Campaign, "campaign", "", "only this campaign / 仅此活动")
+		}
+		if s.use == "cost" {
+			f.StringVar(&by, "by", "campaign", "campaign|store|day / 分组")
+		}
+		f.StringVar(&file, "export", "", "also write FILE.csv or FILE.xlsx / 导出")
+		cmds = append(cmds, cmd)
+	}
+	return cmds
 }
 
 func reportCells(r store.ReportRow) []string {

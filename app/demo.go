@@ -19,6 +19,9 @@ type DemoSummary struct {
 	Codes       int64  `json:"codes"`
 	Redemptions int    `json:"redemptions"`
 	RolledBack  int    `json:"rolled_back"`
+	Members     int    `json:"members"`
+	Topups      int    `json:"topups"`
+	Payments    int    `json:"payments"`
 	Owner       string `json:"owner"`
 	Password    string `json:"password"`
 }
@@ -94,7 +97,9 @@ func Demo(dir string, seed uint64, progress func(int64)) (*App, *DemoSummary, er
 		sum.Codes += p.codes
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	// Give a share of every campaign to members' phones.
+	if err := demoLoyalty(a, owner, actors, camps); err != nil {
+		return fail(err)
+	}
 	phones := make([]string, 40)
 	for i := range phones {
 		phones[i] = fmt.Sprintf("1%d%09d", 3+rng.IntN(7), rng.IntN(1_000_000_000))
@@ -110,6 +115,19 @@ func Demo(dir string, seed uint64, progress func(int64)) (*App, *DemoSummary, er
 		if _, err := a.DB.Distribute(owner, codes[ci][n:n+n/2], ""); err != nil {
 			return fail(err)
 		}
+	}
+	// The phones' owners sign up as members: what was sent to them becomes theirs, and
+	// each gets the welcome coupon.
+	for i := range phones {
+		in := store.MemberInput{Phone: phones[i], Name: demoNames[i%len(demoNames)], Consent: rng.IntN(5) != 0,
+			Birthday: fmt.Sprintf("%d-%02d-%02d", 1970+rng.IntN(35), 1+rng.IntN(12), 1+rng.IntN(28))}
+		if i%7 == 0 {
+			in.Tags = "常客"
+		}
+		if _, err := a.DB.AddMember(actors[i%len(actors)], in); err != nil {
+			return fail(fmt.Errorf("demo member %d: %w", i, err))
+		}
+		sum.Members++
 	}
 	// Four weeks of trade, 09:00–21:00 each day: each store redeems a handful of codes;
 	// a few are undone.
@@ -141,6 +159,13 @@ func Demo(dir string, seed uint64, progress func(int64)) (*App, *DemoSummary, er
 			if camps[ci].Kind == core.KindGiftCard {
 				order.Debit = core.Amount(1000 + rng.IntN(6)*500)
 			}
+			// Half the customers are members: they give their phone, pay part from the
+			// wallet (topping up when it runs low) and earn points on the purchase.
+			member := ""
+			if rng.IntN(2) == 0 {
+				member = phones[rng.IntN(len(phones))]
+				order.Member = member
+			}
 			res, err := a.DB.Redeem(act, code, order, "")
 			if err != nil {
 				return fail(err)
@@ -148,6 +173,11 @@ func Demo(dir string, seed uint64, progress func(int64)) (*App, *DemoSummary, er
 			if res.Redemption != nil {
 				sum.Redemptions++
 				last = append(last, res.Redemption)
+			}
+			if member != "" {
+				if err := demoMemberPurchase(a, act, member, order, rng, sum); err != nil {
+					return fail(err)
+				}
 			}
 		}
 		if len(last) > 0 && rng.IntN(3) == 0 {
@@ -165,4 +195,66 @@ func Demo(dir string, seed uint64, progress func(int64)) (*App, *DemoSummary, er
 	a.DB.Clock = core.SystemClock
 	a.Clock = core.SystemClock
 	return a, sum, nil
+}
+
+var demoNames = []string{"王芳", "李娜", "张伟", "刘洋", "陈静", "杨磊", "赵敏", "黄晓明", "周婷", "吴强", "徐丽", "孙浩",
+	"马超", "朱琳", "胡军", "郭靖", "林菲", "何佳", "高翔", "罗兰"}
+
+// demoLoyalty sets up what a coffee chain would: three tiers, top-up bonuses, a points
+// reward, welcome/birthday/comeback coupons and a franchise split.
+func demoLoyalty(a *App, owner *store.Actor, actors []*store.Actor, camps []*core.Campaign) error {
+	for _, t := range []core.Tier{{Name: "普通会员", MultiplierBP: 10000}, {Name: "银卡", MinSpend: 50000, MultiplierBP: 12000},
+		{Name: "金卡", MinSpend: 200000, MultiplierBP: 15000}} {
+		if _, err := a.DB.SetTier(owner, t); err != nil {
+			return err
+		}
+	}
+	if _, err := a.DB.SetLoyalty(owner, func(l *core.Loyalty) error {
+		l.Bonuses = []core.TopupBonus{{Min: 10000, Bonus: 2000}, {Min: 50000, Bonus: 12000}}
+		l.Rewards[camps[1].ID] = 300      // 无门槛5元券 for 300 points
+		l.CampaignBonus[camps[2].ID] = 20 // 下午茶: 20 extra points
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, r := range []core.IssueRule{{Kind: core.IssueWelcome, CampaignID: camps[0].ID}, {Kind: core.IssueBirthday, CampaignID: camps[1].ID},
+		{Kind: core.IssueIdle, CampaignID: camps[1].ID, Threshold: 21}, {Kind: core.IssueSpend, CampaignID: camps[1].ID, Threshold: 100000}} {
+		if _, err := a.DB.AddIssueRule(owner, r); err != nil {
+			return err
+		}
+	}
+	for _, r := range []core.SplitRule{
+		{Scope: core.SplitDefault, Parties: []core.Share{{Party: "品牌", PercentBP: 10000}}, Remainder: "品牌"},
+		{Scope: core.SplitStore, ScopeID: actors[1].Store.ID, Parties: []core.Share{{Party: "品牌", PercentBP: 4000}, {Party: "加盟商", PercentBP: 5500}, {Party: "平台", PercentBP: 500}}, Remainder: "加盟商"},
+		{Scope: core.SplitCampaign, ScopeID: camps[4].ID, Parties: []core.Share{{Party: "品牌", PercentBP: 7000}, {Party: "加盟商", PercentBP: 3000}}, Remainder: "品牌"},
+	} {
+		if _, err := a.DB.SetSplitRule(owner, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// demoMemberPurchase records a member's purchase: sometimes a wallet payment (with a
+// top-up first when the balance is short), always the points it earns.
+func demoMemberPurchase(a *App, act *store.Actor, member string, order core.Order, rng *rand.Rand, sum *DemoSummary) error {
+	if rng.IntN(3) == 0 {
+		pay := order.Amount / 2
+		w, err := a.DB.WalletShow(member, 1)
+		if err != nil {
+			return err
+		}
+		if w.Balance < pay {
+			if _, err := a.DB.Topup(act, member, core.Amount(10000+rng.IntN(3)*20000), "", ""); err != nil {
+				return err
+			}
+			sum.Topups++
+		}
+		if _, err := a.DB.Pay(act, member, pay, order.Ref, ""); err != nil {
+			return err
+		}
+		sum.Payments++
+	}
+	_, err := a.DB.Earn(act, member, order.Amount, "", order.Ref)
+	return err
 }

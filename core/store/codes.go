@@ -27,75 +27,7 @@ func (db *DB) GenerateCodes(a *Actor, campaignID string, n int64, progress func(
 		if c.Status == core.StatusArchived {
 			return core.Errorf(core.ErrConflict, "campaign %q is archived", c.Name)
 		}
-		if err := c.Format.CheckGuessOdds(c.Issued + n); err != nil {
-			return err
-		}
-		var sealer *core.Secrets
-		if c.Kind == core.KindCardKey {
-			if sealer, err = db.sealer(); err != nil {
-				return err
-			}
-		}
-		batch = &core.Batch{ID: core.NewID(), CampaignID: c.ID, Source: "generate", Count: n, Created: t.now}
-		if _, err := t.Exec(`INSERT INTO batch(id, campaign_id, source, count, operator_id, created_ms) VALUES (?,?,?,?,?,?)`,
-			batch.ID, c.ID, batch.Source, n, a.Operator.ID, t.now); err != nil {
-			return err
-		}
-		ins, err := t.Prepare(`INSERT INTO code(code, campaign_id, batch_id, balance, secret, created_ms) VALUES (?,?,?,?,?,?) ON CONFLICT(code) DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
-		var ledger *sql.Stmt
-		if c.Kind == core.KindGiftCard {
-			if ledger, err = t.Prepare(`INSERT INTO ledger(id, code, campaign_id, kind, amount, created_ms) VALUES (?,?,?,'issue',?,?)`); err != nil {
-				return err
-			}
-			defer ledger.Close()
-		}
-		balance := core.Amount(0)
-		if c.Kind == core.KindGiftCard {
-			balance = c.FaceValue
-		}
-		gen := c.Format.NewGenerator(rand.Reader)
-		pins := core.CodeFormat{Alphabet: "0123456789", Length: 16}.NewGenerator(rand.Reader)
-		for done := int64(0); done < n; {
-			code, err := gen.Next()
-			if err != nil {
-				return err
-			}
-			var secret []byte
-			if sealer != nil {
-				pin, err := pins.Next()
-				if err != nil {
-					return err
-				}
-				secret = sealer.Seal(pin, code)
-			}
-			res, err := ins.Exec(code, c.ID, batch.ID, balance, secret, t.now)
-			if err != nil {
-				return err
-			}
-			if k, _ := res.RowsAffected(); k == 0 {
-				continue // taken already: draw again
-			}
-			if ledger != nil {
-				if _, err := ledger.Exec(core.NewID(), code, c.ID, balance, t.now); err != nil {
-					return err
-				}
-			}
-			done++
-			if progress != nil && done%8192 == 0 {
-				progress(done)
-			}
-		}
-		if progress != nil {
-			progress(n)
-		}
-		if _, err := t.Exec(`UPDATE campaign SET issued = issued + ? WHERE id = ?`, n, c.ID); err != nil {
-			return err
-		}
-		if err := t.rollup(c.ID, Rollup{Generated: n}); err != nil {
+		if batch, err = t.generate(c, n, progress); err != nil {
 			return err
 		}
 		return t.journal("codes.generate", "batch", batch.ID, map[string]any{"campaign_id": c.ID, "count": n},
@@ -104,6 +36,87 @@ func (db *DB) GenerateCodes(a *Actor, campaignID string, n int64, progress func(
 	if err != nil {
 		return nil, err
 	}
+	return batch, nil
+}
+
+// generate writes n new codes of campaign c as one batch inside the transaction, with
+// the campaign's issued count and the day's rollup; GenerateCodes and automatic
+// issuing (a campaign with no code left to hand out) share it.
+func (t *tx) generate(c *core.Campaign, n int64, progress func(done int64)) (*core.Batch, error) {
+	if err := c.Format.CheckGuessOdds(c.Issued + n); err != nil {
+		return nil, err
+	}
+	var sealer *core.Secrets
+	var err error
+	if c.Kind == core.KindCardKey {
+		if sealer, err = t.db.sealer(); err != nil {
+			return nil, err
+		}
+	}
+	batch := &core.Batch{ID: core.NewID(), CampaignID: c.ID, Source: "generate", Count: n, Created: t.now}
+	if _, err := t.Exec(`INSERT INTO batch(id, campaign_id, source, count, operator_id, created_ms) VALUES (?,?,?,?,?,?)`,
+		batch.ID, c.ID, batch.Source, n, t.actor.Operator.ID, t.now); err != nil {
+		return nil, err
+	}
+	ins, err := t.Prepare(`INSERT INTO code(code, campaign_id, batch_id, balance, secret, created_ms) VALUES (?,?,?,?,?,?) ON CONFLICT(code) DO NOTHING`)
+	if err != nil {
+		return nil, err
+	}
+	defer ins.Close()
+	var ledger *sql.Stmt
+	if c.Kind == core.KindGiftCard {
+		if ledger, err = t.Prepare(`INSERT INTO ledger(id, code, campaign_id, kind, amount, created_ms) VALUES (?,?,?,'issue',?,?)`); err != nil {
+			return nil, err
+		}
+		defer ledger.Close()
+	}
+	balance := core.Amount(0)
+	if c.Kind == core.KindGiftCard {
+		balance = c.FaceValue
+	}
+	gen := c.Format.NewGenerator(rand.Reader)
+	pins := core.CodeFormat{Alphabet: "0123456789", Length: 16}.NewGenerator(rand.Reader)
+	for done := int64(0); done < n; {
+		code, err := gen.Next()
+		if err != nil {
+			return nil, err
+		}
+		var secret []byte
+		if sealer != nil {
+			pin, err := pins.Next()
+			if err != nil {
+				return nil, err
+			}
+			secret = sealer.Seal(pin, code)
+		}
+		res, err := ins.Exec(code, c.ID, batch.ID, balance, secret, t.now)
+		if err != nil {
+			return nil, err
+		}
+		if k, _ := res.RowsAffected(); k == 0 {
+			continue // taken already: draw again
+		}
+		if ledger != nil {
+			if _, err := ledger.Exec(core.NewID(), code, c.ID, balance, t.now); err != nil {
+				return nil, err
+			}
+		}
+		done++
+		if progress != nil && done%8192 == 0 {
+			progress(done)
+		}
+	}
+	if progress != nil {
+		progress(n)
+	}
+	if _, err := t.Exec(`UPDATE campaign SET issued = issued + ? WHERE id = ?`, n, c.ID); err != nil {
+		return nil, err
+	}
+	if err := t.rollup(c.ID, Rollup{Generated: n}); err != nil {
+		return nil, err
+	}
+	c.Issued += n
+	t.campaignsChanged = true // a format may be in use for the first time
 	return batch, nil
 }
 
@@ -322,8 +335,9 @@ func (t *tx) code(code string) (*core.Code, []byte, error) {
 }
 
 // Distribute hands codes out: to a phone number (stored sealed, indexed by a keyed
-// hash) or, with an empty phone, marked as handed out or printed. Codes of a campaign
-// valid N days from distribution get their window now.
+// hash, and linked to the active member with that phone) or, with an empty phone,
+// marked as handed out or printed. Codes of a campaign valid N days from distribution
+// get their window now.
 func (db *DB) Distribute(a *Actor, codes []string, phone string) (int, error) {
 	if len(codes) == 0 {
 		return 0, core.Invalid("code", "one or more codes", "", "no codes to distribute")
@@ -337,6 +351,15 @@ func (db *DB) Distribute(a *Actor, codes []string, phone string) (int, error) {
 		ix = sealer.Index(phone)
 	}
 	err = db.write(a, func(t *tx) error {
+		memberID := "" // the member the phone leads to, if any
+		if phone != "" {
+			if memberID, err = db.memberRef(t, phone); core.ErrorCode(err) == core.ErrNotFound || core.ErrorCode(err) == core.ErrConflict {
+				memberID, err = "", nil
+			}
+			if err != nil {
+				return err
+			}
+		}
 		perCampaign := map[string]int64{}
 		camps := map[string]*core.Campaign{}
 		for _, code := range codes {
@@ -357,20 +380,7 @@ func (db *DB) Distribute(a *Actor, codes []string, phone string) (int, error) {
 				}
 				camps[k.CampaignID] = c
 			}
-			from, to := int64(0), k.ValidTo
-			if c.Rules.ValidDays > 0 {
-				from = t.now
-				to = time.UnixMilli(t.now).In(a.Store.Location()).AddDate(0, 0, c.Rules.ValidDays).UnixMilli()
-				if c.Rules.ValidTo > 0 && c.Rules.ValidTo < to {
-					to = c.Rules.ValidTo // never past the campaign's own end
-				}
-			}
-			var sealed []byte
-			if phone != "" {
-				sealed = sealer.Seal(phone, code)
-			}
-			if _, err := t.Exec(`UPDATE code SET distributed_ms = ?, phone = ?, phone_ix = ?, valid_from_ms = ?, valid_to_ms = ? WHERE code = ?`,
-				t.now, sealed, ix, from, to, code); err != nil {
+			if err := t.distributeOne(c, k, sealer, phone, ix, memberID); err != nil {
 				return err
 			}
 			perCampaign[k.CampaignID]++
@@ -384,10 +394,43 @@ func (db *DB) Distribute(a *Actor, codes []string, phone string) (int, error) {
 		if phone != "" {
 			to = core.MaskPhone(phone)
 		}
+		args := map[string]any{"codes": codes, "phone_ix": ix, "phone_sealed": phone != ""}
+		if memberID != "" {
+			args["member_id"] = memberID
+		}
 		return t.journal("codes.distribute", "code", codes[0], map[string]any{"count": len(codes), "to": to, "codes": firstN(codes, 20)},
-			"codes.distribute@1", map[string]any{"codes": codes, "phone_ix": ix, "phone_sealed": phone != ""})
+			"codes.distribute@1", args)
 	})
 	return len(codes), err
+}
+
+// distributeOne marks one code handed out (Distribute and automatic issuing share
+// it): the phone sealed onto the code (AD = the code), its keyed hash, the member it
+// went to (NULL for none), and the window of a campaign valid N days from
+// distribution, never past the campaign's own end. k's fields are updated to match.
+func (t *tx) distributeOne(c *core.Campaign, k *core.Code, sealer *core.Secrets, phone string, ix []byte, memberID string) error {
+	from, to := int64(0), k.ValidTo
+	if c.Rules.ValidDays > 0 {
+		from = t.now
+		to = time.UnixMilli(t.now).In(t.actor.Store.Location()).AddDate(0, 0, c.Rules.ValidDays).UnixMilli()
+		if c.Rules.ValidTo > 0 && c.Rules.ValidTo < to {
+			to = c.Rules.ValidTo // never past the campaign's own end
+		}
+	}
+	var sealed []byte
+	if phone != "" {
+		sealed = sealer.Seal(phone, k.Code)
+	}
+	var member any
+	if memberID != "" {
+		member = memberID
+	}
+	if _, err := t.Exec(`UPDATE code SET distributed_ms = ?, phone = ?, phone_ix = ?, member_id = ?, valid_from_ms = ?, valid_to_ms = ? WHERE code = ?`,
+		t.now, sealed, ix, member, from, to, k.Code); err != nil {
+		return err
+	}
+	k.Distributed, k.ValidFrom, k.ValidTo = t.now, from, to
+	return nil
 }
 
 func firstN(s []string, n int) []string {

@@ -83,24 +83,41 @@ func (t *tx) rollup(campaignID string, d Rollup) error {
 	return t.rollupAt(t.actor.Store.ID, campaignID, d)
 }
 
+// storeLocation is a store's time zone: the actor's own without a lookup.
+func (t *tx) storeLocation(storeID string) *time.Location {
+	if storeID == t.actor.Store.ID {
+		return t.actor.Store.Location()
+	}
+	var tz string
+	if err := t.QueryRow(`SELECT time_zone FROM store WHERE id = ?`, storeID).Scan(&tz); err != nil {
+		return t.actor.Store.Location()
+	}
+	return core.LoadLocation(tz)
+}
+
 // rollupAt adds deltas to today's counters (in that store's zone) for a store.
 func (t *tx) rollupAt(storeID, campaignID string, d Rollup) error {
-	loc := t.actor.Store.Location()
-	if storeID != t.actor.Store.ID {
-		var tz string
-		if err := t.QueryRow(`SELECT time_zone FROM store WHERE id = ?`, storeID).Scan(&tz); err == nil {
-			loc = core.LoadLocation(tz)
-		}
-	}
-	day := time.UnixMilli(t.now).In(loc).Format(time.DateOnly)
-	_, err := t.Exec(`INSERT INTO rollup(day, store_id, campaign_id, generated, distributed, redeemed, rolled_back, discount, order_amount, value)
-		VALUES (?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT(day, store_id, campaign_id) DO UPDATE SET
-		  generated = generated + excluded.generated, distributed = distributed + excluded.distributed,
-		  redeemed = redeemed + excluded.redeemed, rolled_back = rolled_back + excluded.rolled_back,
-		  discount = discount + excluded.discount, order_amount = order_amount + excluded.order_amount,
-		  value = value + excluded.value`,
+	day := time.UnixMilli(t.now).In(t.storeLocation(storeID)).Format(time.DateOnly)
+	return t.count(`UPDATE rollup SET generated = generated + ?4, distributed = distributed + ?5, redeemed = redeemed + ?6,
+		  rolled_back = rolled_back + ?7, discount = discount + ?8, order_amount = order_amount + ?9, value = value + ?10
+		WHERE day = ?1 AND store_id = ?2 AND campaign_id = ?3`,
+		`INSERT INTO rollup(day, store_id, campaign_id, generated, distributed, redeemed, rolled_back, discount, order_amount, value)
+		VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)`,
 		day, storeID, campaignID, d.Generated, d.Distributed, d.Redeemed, d.RolledBack, d.Discount, d.OrderAmount, d.Value)
+}
+
+// count adds to a row of counters: update finds the row in the common case, with one
+// search of the table where an upsert makes two; insert (taking the same arguments)
+// writes the row when it is the first of its key.
+func (t *tx) count(update, insert string, args ...any) error {
+	res, err := t.Exec(update, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	_, err = t.Exec(insert, args...)
 	return err
 }
 

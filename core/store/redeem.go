@@ -112,18 +112,18 @@ type campaignMeta struct {
 	status                    core.CampaignStatus
 }
 
-func scanCodeMeta(row scanner, m *campaignMeta) (*core.Code, error) {
-	var k core.Code
-	err := row.Scan(&k.Code, &k.CampaignID, &k.BatchID, &k.Status, &k.Uses, &k.Balance, &k.HasSecret, &k.Distributed,
-		&k.ValidFrom, &k.ValidTo, &k.Created, &m.updated, &m.status, &m.issued, &m.redeemed, &m.spent)
-	return &k, err
-}
-
 type checkState struct {
 	code     *core.Code
 	campaign *core.Campaign
 	verdict  core.Verdict
+	splitRev string // meta 'split_rules' as read with the code: which split rules are current
 }
+
+// lookupSQL reads a code with its campaign's counters, and in the same statement the
+// actor's recent failed checks (throttling) and the split rules' revision.
+const lookupSQL = `SELECT (SELECT count(*) FROM check_failure WHERE actor = ? AND ts_ms > ?),
+	COALESCE((SELECT CAST(value AS TEXT) FROM meta WHERE key = 'split_rules'), ''), ` + checkCols + `
+	FROM code k JOIN campaign c ON c.id = k.campaign_id WHERE k.code = ?`
 
 type queryer interface {
 	QueryRow(string, ...any) *sql.Row
@@ -134,29 +134,34 @@ func throttleKey(a *Actor) string { return a.Device.ID + "/" + a.Operator.ID }
 // evaluate runs the whole check against q (the read pool, or the write transaction).
 func (db *DB) evaluate(q queryer, a *Actor, raw string, order core.Order, now time.Time) (*checkState, error) {
 	st := &checkState{}
-	var failures int
-	if err := q.QueryRow(`SELECT count(*) FROM check_failure WHERE actor = ? AND ts_ms > ?`, throttleKey(a),
-		now.Add(-ThrottleWindow).UnixMilli()).Scan(&failures); err != nil {
-		return nil, err
-	}
-	v := core.Verdict{Code: PlainCode(raw)}
-	if failures >= ThrottleFailures {
-		v.Reason = core.ReasonThrottled
-		st.verdict = v
-		return st, nil
-	}
+	actor, since := throttleKey(a), now.Add(-ThrottleWindow).UnixMilli()
+	failures := -1
 	cands, badCheck := db.NormalizeInput(raw)
 	var meta campaignMeta
 	for _, c := range cands {
-		k, err := scanCodeMeta(q.QueryRow(`SELECT `+checkCols+` FROM code k JOIN campaign c ON c.id = k.campaign_id WHERE k.code = ?`, c), &meta)
+		var k core.Code
+		err := q.QueryRow(lookupSQL, actor, since, c).Scan(&failures, &st.splitRev, &k.Code, &k.CampaignID, &k.BatchID, &k.Status,
+			&k.Uses, &k.Balance, &k.HasSecret, &k.Distributed, &k.ValidFrom, &k.ValidTo, &k.Created,
+			&meta.updated, &meta.status, &meta.issued, &meta.redeemed, &meta.spent)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		st.code = k
+		st.code = &k
 		break
+	}
+	if failures < 0 { // no code found: the failures still decide between throttled and not found
+		if err := q.QueryRow(`SELECT count(*) FROM check_failure WHERE actor = ? AND ts_ms > ?`, actor, since).Scan(&failures); err != nil {
+			return nil, err
+		}
+	}
+	v := core.Verdict{Code: PlainCode(raw)}
+	if failures >= ThrottleFailures {
+		v.Reason = core.ReasonThrottled
+		st.code, st.verdict = nil, v
+		return st, nil
 	}
 	if st.code == nil {
 		v.Reason = core.ReasonNotFound
@@ -174,18 +179,28 @@ func (db *DB) evaluate(q queryer, a *Actor, raw string, order core.Order, now ti
 	if c.Kind == core.KindPercentOff && order.Amount == 0 {
 		return nil, core.Invalid("order", "--order 128.00", "", "a percent-off coupon needs the order amount")
 	}
-	memberUses := 0
-	if order.Member != "" && c.Rules.PerMemberLimit > 0 {
+	in := core.CheckInput{Code: st.code, Campaign: c, Store: &a.Store, Now: now, Order: order}
+	if order.Member != "" && (c.Rules.PerMemberLimit > 0 || len(c.Rules.Tiers) > 0) {
 		sealer, err := db.sealer()
 		if err != nil {
 			return nil, err
 		}
-		if err := q.QueryRow(`SELECT count(*) FROM redemption WHERE campaign_id = ? AND member_ix = ? AND status = 'done'`,
-			c.ID, sealer.Index(order.Member)).Scan(&memberUses); err != nil {
-			return nil, err
+		ix := sealer.Index(order.Member)
+		if c.Rules.PerMemberLimit > 0 {
+			if err := q.QueryRow(`SELECT count(*) FROM redemption WHERE campaign_id = ? AND member_ix = ? AND status = 'done'`,
+				c.ID, ix).Scan(&in.MemberUses); err != nil {
+				return nil, err
+			}
+		}
+		// A tier-only campaign asks the member's tier; a phone that is no member has none.
+		if len(c.Rules.Tiers) > 0 {
+			err := q.QueryRow(`SELECT tier_id FROM member WHERE phone_ix = ? AND status = 'active'`, ix).Scan(&in.MemberTier)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, err
+			}
 		}
 	}
-	st.verdict = core.Evaluate(core.CheckInput{Code: st.code, Campaign: c, Store: &a.Store, Now: now, Order: order, MemberUses: memberUses})
+	st.verdict = core.Evaluate(in)
 	return st, nil
 }
 
@@ -245,9 +260,11 @@ func (db *DB) Check(a *Actor, raw string, order core.Order) (core.Verdict, error
 
 // RedeemResult is what a redemption attempt produced.
 type RedeemResult struct {
-	Verdict    core.Verdict     `json:"verdict"`
-	Redemption *core.Redemption `json:"redemption,omitempty"`
-	Replayed   bool             `json:"replayed"` // an earlier request with the same idempotency key
+	Verdict    core.Verdict       `json:"verdict"`
+	Redemption *core.Redemption   `json:"redemption,omitempty"`
+	MemberID   string             `json:"member_id,omitempty"` // the member whose phone came with the order
+	Split      []core.PartyAmount `json:"split,omitempty"`     // the value's shares by the split rule that applied
+	Replayed   bool               `json:"replayed"`            // an earlier request with the same idempotency key
 }
 
 // Redeem re-runs the check inside the write transaction and commits exactly one
@@ -297,6 +314,25 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 			return nil
 		}
 		k, c, v := st.code, st.campaign, st.verdict
+		var memberID any // NULL unless the order's phone is a member's
+		if memberIx != nil {
+			id, err := memberIDByIndex(t, memberIx)
+			if err != nil {
+				return err
+			}
+			if id != "" {
+				memberID, res.MemberID = id, id
+			}
+		}
+		rule, err := t.splitRule(st.splitRev, c.ID, a.Store.ID)
+		if err != nil {
+			return err
+		}
+		split := ""
+		if rule != nil {
+			res.Split = rule.Split(v.Discount + v.Value)
+			split = encodeShares(res.Split)
+		}
 		r := &core.Redemption{ID: core.NewID(), Code: k.Code, CampaignID: c.ID, StoreID: a.Store.ID, DeviceID: a.Device.ID,
 			OperatorID: a.Operator.ID, OrderRef: order.Ref, OrderAmount: order.Amount, Discount: v.Discount, Value: v.Value,
 			Status: core.RedemptionDone, Created: t.now, IdemKey: idemKey}
@@ -320,9 +356,9 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 			return nil
 		}
 		if _, err := t.Exec(`INSERT INTO redemption(id, code, campaign_id, store_id, device_id, operator_id, order_ref, order_amount,
-			discount, value, member_ix, status, created_ms, idem_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			discount, value, member_ix, member_id, split, status, created_ms, idem_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			r.ID, r.Code, r.CampaignID, r.StoreID, r.DeviceID, r.OperatorID, r.OrderRef, r.OrderAmount, r.Discount, r.Value,
-			memberIx, r.Status, r.Created, key); err != nil {
+			memberIx, memberID, split, r.Status, r.Created, key); err != nil {
 			return err
 		}
 		if c.Kind == core.KindGiftCard {
@@ -337,9 +373,27 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 		if err := t.rollup(c.ID, Rollup{Redeemed: 1, Discount: v.Discount, OrderAmount: order.Amount, Value: v.Value}); err != nil {
 			return err
 		}
+		if err := t.redeemedAt(r, a.Store.Location(), 1, res.Split); err != nil {
+			return err
+		}
+		if res.MemberID != "" {
+			if err := t.visit(res.MemberID, order.Amount); err != nil {
+				return err
+			}
+			if err := t.afterPurchase(res.MemberID); err != nil {
+				return err
+			}
+		}
 		res.Redemption = r
+		args := map[string]any{"redemption": r, "member_ix": memberIx}
+		if memberID != nil {
+			args["member_id"] = memberID
+		}
+		if res.Split != nil {
+			args["split"] = res.Split
+		}
 		return t.journal("redeem", "redemption", r.ID, map[string]any{"code": r.Code, "campaign_id": c.ID, "discount": r.Discount, "value": r.Value, "order": r.OrderAmount},
-			"code.redeem@1", map[string]any{"redemption": r, "member_ix": memberIx})
+			"code.redeem@1", args)
 	})
 	if err != nil {
 		return nil, err
@@ -382,7 +436,17 @@ func (db *DB) replay(q queryer, r *core.Redemption) (*RedeemResult, error) {
 			v.Balance = before
 		}
 	}
-	return &RedeemResult{Verdict: v, Redemption: r, Replayed: true}, nil
+	res := &RedeemResult{Verdict: v, Redemption: r, Replayed: true}
+	var member sql.NullString
+	var split string
+	if err := q.QueryRow(`SELECT member_id, split FROM redemption WHERE id = ?`, r.ID).Scan(&member, &split); err != nil {
+		return nil, err
+	}
+	res.MemberID = member.String
+	if res.Split, err = decodeShares(split); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 const redemptionCols = `id, code, campaign_id, store_id, device_id, operator_id, order_ref, order_amount, discount, value, status,
@@ -522,6 +586,18 @@ func (db *DB) Rollback(a *Actor, redemptionID, reason string, ownOnly bool, maxA
 		}
 		// The rollback counts against the store that redeemed, whoever undoes it.
 		if err := t.rollupAt(r.StoreID, c.ID, Rollup{RolledBack: 1, Discount: -r.Discount, OrderAmount: -r.OrderAmount, Value: -r.Value}); err != nil {
+			return err
+		}
+		// Settlement takes back exactly the shares stored with the redemption.
+		var split string
+		if err := t.QueryRow(`SELECT split FROM redemption WHERE id = ?`, r.ID).Scan(&split); err != nil {
+			return err
+		}
+		shares, err := decodeShares(split)
+		if err != nil {
+			return err
+		}
+		if err := t.redeemedAt(r, t.storeLocation(r.StoreID), -1, shares); err != nil {
 			return err
 		}
 		r.Status, r.RolledBack, r.Reason = core.RedemptionRolledBack, t.now, reason

@@ -51,7 +51,7 @@ CREATE TABLE wallet_entry (
   device_id   TEXT NOT NULL,
   idem_key    TEXT,
   created_ms  INTEGER NOT NULL
-);
+) WITHOUT ROWID; -- ids are time-ordered: the table is its own id index, appended to
 CREATE INDEX wallet_entry_member ON wallet_entry (member_id, created_ms);
 CREATE INDEX wallet_entry_related ON wallet_entry (related_id) WHERE related_id <> '';
 CREATE UNIQUE INDEX wallet_entry_idem ON wallet_entry (idem_key) WHERE idem_key IS NOT NULL;
@@ -74,7 +74,7 @@ CREATE TABLE points_entry (
   operator_id  TEXT NOT NULL,
   device_id    TEXT NOT NULL,
   created_ms   INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX points_entry_member ON points_entry (member_id, created_ms);
 CREATE INDEX points_lot ON points_entry (member_id, expires_ms) WHERE remaining > 0;
 CREATE INDEX points_expiry ON points_entry (expires_ms) WHERE remaining > 0 AND expires_ms > 0;
