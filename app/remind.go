@@ -16,7 +16,6 @@ import (
 func init() {
 	addMessages(map[string][2]string{
 		"remind.col.member":  {"会员", "Member"},
-		"remind.col.phone":   {"手机号", "Phone"},
 		"remind.col.name":    {"姓名", "Name"},
 		"remind.col.what":    {"内容", "What"},
 		"remind.col.amount":  {"金额/积分", "Amount / points"},
@@ -150,7 +149,7 @@ func (a *App) RemindTable(r *store.Reminders) ([]string, [][]string) {
 		}
 		rows = append(rows, []string{it.MemberID, it.Phone, it.Name, what, amount, a.expiryDay(it.Expires)})
 	}
-	return []string{l.T("remind.col.member"), l.T("remind.col.phone"), l.T("remind.col.name"), l.T("remind.col.what"),
+	return []string{l.T("remind.col.member"), l.T("col.phone"), l.T("remind.col.name"), l.T("remind.col.what"),
 		l.T("remind.col.amount"), l.T("remind.col.expires")}, rows
 }
 
@@ -161,5 +160,5 @@ func (a *App) ExportMessages(msgs []SMS, path string) error {
 	for i, m := range msgs {
 		rows[i] = []string{m.Phone, m.Name, m.Text}
 	}
-	return a.ExportTable(path, "SMS", []string{l.T("remind.col.phone"), l.T("remind.col.name"), l.T("remind.col.message")}, rows)
+	return a.ExportTable(path, "SMS", []string{l.T("col.phone"), l.T("remind.col.name"), l.T("remind.col.message")}, rows)
 }

@@ -155,8 +155,8 @@ func TestRedeemWithMemberAndTierOnly(t *testing.T) {
 	codes, vips := e.codes(c.ID, 3), e.codes(vip.ID, 3)
 
 	r := e.redeem(e.owner, codes[0], core.Order{Amount: 12000, Member: "13800000001"}, "")
-	if !r.Verdict.OK || r.MemberID != m1 {
-		t.Fatalf("redeem with member: %+v", r)
+	if !r.Verdict.OK || r.MemberID != m1 || r.Points != 120 {
+		t.Fatalf("redeem with member (¥120 earns 120 points): %+v", r)
 	}
 	var member string
 	if err := e.db.Raw().QueryRow(`SELECT COALESCE(member_id, '') FROM redemption WHERE id = ?`, r.Redemption.ID).Scan(&member); err != nil || member != m1 {

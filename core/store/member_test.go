@@ -418,11 +418,12 @@ func TestMemberTimelineNewestFirst(t *testing.T) {
 			t.Fatalf("timeline not newest first: %+v", d.Timeline)
 		}
 	}
-	if got := strings.Join(kinds, ","); got != "tier,redemption,redemption,code" {
+	// Each redemption with the member's phone is also the purchase that earns points.
+	if got := strings.Join(kinds, ","); got != "tier,redemption,points,redemption,points,code" {
 		t.Fatalf("timeline kinds %s: %+v", got, d.Timeline)
 	}
-	if d.Timeline[0].What != " → 银卡" || d.Timeline[1].Ref != r2.ID || d.Timeline[2].Ref != r.ID || d.Timeline[2].Amount != 2000 ||
-		d.Timeline[3].Code != codes[0] || d.Timeline[3].Campaign != "满100减20" {
+	if d.Timeline[0].What != " → 银卡" || d.Timeline[1].Ref != r2.ID || d.Timeline[2].Points != 120 || d.Timeline[3].Ref != r.ID ||
+		d.Timeline[3].Amount != 2000 || d.Timeline[4].Points != 150 || d.Timeline[5].Code != codes[0] || d.Timeline[5].Campaign != "满100减20" {
 		t.Fatalf("timeline %+v", d.Timeline)
 	}
 	if short, _ := e.db.Member(m.ID, 2); len(short.Timeline) != 2 || short.Timeline[0].Kind != "tier" {

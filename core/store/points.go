@@ -166,41 +166,15 @@ func (db *DB) Earn(a *Actor, member string, orderAmount core.Amount, campaign, r
 		if err != nil {
 			return err
 		}
-		l, err := loyaltyFrom(t)
-		if err != nil {
-			return err
-		}
-		var multiplier int64
-		if err := t.QueryRow(`SELECT COALESCE((SELECT multiplier_bp FROM tier WHERE id = m.tier_id), 10000) FROM member m WHERE m.id = ?`, id).
-			Scan(&multiplier); err != nil {
-			return err
-		}
-		e := &core.PointsEntry{MemberID: id, Kind: core.PointsEarn, OrderAmount: orderAmount, Ref: strings.TrimSpace(ref)}
-		e.Points = l.PointsFor(orderAmount, multiplier)
+		campaignID := ""
 		if strings.TrimSpace(campaign) != "" {
 			c, err := t.campaign(strings.TrimSpace(campaign))
 			if err != nil {
 				return err
 			}
-			e.CampaignID = c.ID
-			e.Points += l.CampaignBonus[c.ID]
+			campaignID = c.ID
 		}
-		if e.Points > maxPointsChange {
-			return core.Invalid("amount", "a smaller order", orderAmount.String(), "this order would earn more than %d points", int64(maxPointsChange))
-		}
-		e.Remaining = e.Points
-		if e.Points > 0 {
-			e.Expires = t.lotExpiry(&l)
-		}
-		if res.Balance, err = t.addPoints(e); err != nil {
-			return err
-		}
-		res.Entry = e
-		if err := t.visit(id, orderAmount); err != nil {
-			return err
-		}
-		if err := t.journal("points.earn", "member", id, map[string]any{"entry": e.ID, "points": e.Points, "order": orderAmount, "ref": e.Ref},
-			"points.earn@1", e); err != nil {
+		if res.Entry, res.Balance, err = t.earn(id, orderAmount, campaignID, ref); err != nil {
 			return err
 		}
 		return t.afterPurchase(id)
@@ -209,6 +183,39 @@ func (db *DB) Earn(a *Actor, member string, orderAmount core.Amount, campaign, r
 		return nil, err
 	}
 	return res, nil
+}
+
+// earn gives a member the points of a purchase (with the bonus of the campaign it
+// used, if any) and records the purchase as a visit. A redemption made with the
+// member's phone calls it too, so a purchase is counted once.
+func (t *tx) earn(id string, orderAmount core.Amount, campaignID, ref string) (*core.PointsEntry, int64, error) {
+	l, err := loyaltyFrom(t)
+	if err != nil {
+		return nil, 0, err
+	}
+	var multiplier int64
+	if err := t.QueryRow(`SELECT COALESCE((SELECT multiplier_bp FROM tier WHERE id = m.tier_id), 10000) FROM member m WHERE m.id = ?`, id).
+		Scan(&multiplier); err != nil {
+		return nil, 0, err
+	}
+	e := &core.PointsEntry{MemberID: id, Kind: core.PointsEarn, OrderAmount: orderAmount, Ref: strings.TrimSpace(ref), CampaignID: campaignID}
+	e.Points = l.PointsFor(orderAmount, multiplier) + l.CampaignBonus[campaignID]
+	if e.Points > maxPointsChange {
+		return nil, 0, core.Invalid("amount", "a smaller order", orderAmount.String(), "this order would earn more than %d points", int64(maxPointsChange))
+	}
+	e.Remaining = e.Points
+	if e.Points > 0 {
+		e.Expires = t.lotExpiry(&l)
+	}
+	balance, err := t.addPoints(e)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := t.visit(id, orderAmount); err != nil {
+		return nil, 0, err
+	}
+	return e, balance, t.journal("points.earn", "member", id, map[string]any{"entry": e.ID, "points": e.Points, "order": orderAmount, "ref": e.Ref},
+		"points.earn@1", e)
 }
 
 // Spend exchanges points for one code of a reward campaign (its price is set with

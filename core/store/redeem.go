@@ -263,6 +263,7 @@ type RedeemResult struct {
 	Verdict    core.Verdict       `json:"verdict"`
 	Redemption *core.Redemption   `json:"redemption,omitempty"`
 	MemberID   string             `json:"member_id,omitempty"` // the member whose phone came with the order
+	Points     int64              `json:"points,omitempty"`    // points the member earned with the order
 	Split      []core.PartyAmount `json:"split,omitempty"`     // the value's shares by the split rule that applied
 	Replayed   bool               `json:"replayed"`            // an earlier request with the same idempotency key
 }
@@ -377,7 +378,15 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 			return err
 		}
 		if res.MemberID != "" {
-			if err := t.visit(res.MemberID, order.Amount); err != nil {
+			// The member's purchase: a visit, and the points it earns when the order
+			// amount is known (消费即积分), with the campaign's bonus.
+			if order.Amount > 0 {
+				e, _, err := t.earn(res.MemberID, order.Amount, c.ID, order.Ref)
+				if err != nil {
+					return err
+				}
+				res.Points = e.Points
+			} else if err := t.visit(res.MemberID, 0); err != nil {
 				return err
 			}
 			if err := t.afterPurchase(res.MemberID); err != nil {

@@ -21,9 +21,10 @@ import (
 // VerifyStatement recomputes them from the redemptions.
 
 // The split rules change rarely and are needed by every redemption, so they are kept in
-// memory by revision: every change writes a new random revision to meta 'split_rules',
-// which the redeem path reads in the statement that looks the code up. A revision seen
-// before needs no query; none at all (no rule was ever set) costs nothing.
+// memory by revision: every change writes a new unique revision (a UUIDv7) to meta
+// 'split_rules', which the redeem path reads in the statement that looks the code up,
+// so a change made through any handle or process is seen by the next redemption. A
+// revision seen before needs no query; none at all (no rule was ever set) costs nothing.
 type splitSet struct {
 	campaign, store map[string]*core.SplitRule
 	def             *core.SplitRule
