@@ -113,6 +113,7 @@ var messages = map[string][2]string{ // zh, en
 	"field.confirm":      {"确认", "confirmation"},
 	"field.rollback":     {"撤销时限", "rollback window"},
 	"field.per_member":   {"每人限用", "per-member limit"},
+	"field.tiers":        {"限会员等级", "member tiers only"},
 	"field.offline":      {"离线核销", "offline redemption"},
 	"field.key":          {"幂等键", "idempotency key"},
 	"field.limit":        {"条数", "limit"},

@@ -174,7 +174,7 @@ type CampaignInput struct {
 	AmountOff, Percent, MaxDiscount, MinSpend, Face *string
 	From, To, ValidDays, Stores, Weekdays, Hours    *string
 	Uses, PerMember, BudgetCount, BudgetAmount      *string
-	RollbackHours                                   *string
+	RollbackHours, Tiers                            *string
 	Offline, OfflineMaxValue, OfflineMaxCount       *string
 	OfflineMaxAge                                   *string
 	Alphabet, Length, Prefix, Group, Check          *string
@@ -246,6 +246,11 @@ func (a *App) apply(in CampaignInput, c *core.Campaign) error {
 	if in.Weekdays != nil && err == nil {
 		c.Rules.Weekdays, err = ParseWeekdays(*in.Weekdays)
 	}
+	if in.Tiers != nil && err == nil {
+		if c.Rules.Tiers, err = a.tierIDs(*in.Tiers); err != nil {
+			return err
+		}
+	}
 	if in.Hours != nil && err == nil {
 		c.Rules.HoursFrom, c.Rules.HoursTo, err = ParseHours(*in.Hours)
 	}
@@ -276,3 +281,50 @@ func (a *App) apply(in CampaignInput, c *core.Campaign) error {
 
 // Ptr is a helper for filling CampaignInput.
 func Ptr(s string) *string { return &s }
+
+// tierIDs resolves "银卡,金卡" (tier names or ids) to tier ids; empty means every member
+// and non-member alike.
+func (a *App) tierIDs(list string) ([]string, error) {
+	names := strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == '，' })
+	if len(names) == 0 {
+		return nil, nil
+	}
+	tiers, err := a.DB.Tiers()
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		found := ""
+		for _, t := range tiers {
+			if t.Name == n || t.ID == n {
+				found = t.ID
+			}
+		}
+		if found == "" {
+			return nil, core.NotFound("tier", n)
+		}
+		ids = append(ids, found)
+	}
+	return ids, nil
+}
+
+// tierNames shows a campaign's tier limit by name; "" for every customer.
+func (a *App) tierNames(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	tiers, _ := a.DB.Tiers()
+	names := make([]string, 0, len(ids))
+	for _, id := range ids {
+		name := id
+		for _, t := range tiers {
+			if t.ID == id {
+				name = t.Name
+			}
+		}
+		names = append(names, name)
+	}
+	return strings.Join(names, ", ")
+}
