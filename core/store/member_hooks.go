@@ -70,16 +70,6 @@ func (db *DB) SetLoyalty(a *Actor, edit func(l *core.Loyalty) error) (core.Loyal
 	return out, err
 }
 
-// memberIDByIndex finds the active member with this phone index; "" when none.
-func memberIDByIndex(q queryer, phoneIx []byte) (string, error) {
-	var id string
-	err := q.QueryRow(`SELECT id FROM member WHERE phone_ix = ? AND status = 'active'`, phoneIx).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	return id, err
-}
-
 // visit records a member's purchase of amount today at the actor's store: the visit
 // rollup, the member's spend, visit days and last visit.
 func (t *tx) visit(memberID string, amount core.Amount) error {

@@ -186,16 +186,21 @@ func (db *DB) evaluate(q queryer, a *Actor, raw string, order core.Order, now ti
 			return nil, err
 		}
 		ix := sealer.Index(order.Member)
+		// The member the phone names, following a merge: their redemptions count under
+		// either record, and the surviving record's tier applies.
+		memberID, err := db.memberRef(q, order.Member)
+		if err != nil && core.ErrorCode(err) != core.ErrNotFound && core.ErrorCode(err) != core.ErrConflict {
+			return nil, err
+		}
 		if c.Rules.PerMemberLimit > 0 {
-			if err := q.QueryRow(`SELECT count(*) FROM redemption WHERE campaign_id = ? AND member_ix = ? AND status = 'done'`,
-				c.ID, ix).Scan(&in.MemberUses); err != nil {
+			if err := q.QueryRow(`SELECT count(*) FROM redemption WHERE campaign_id = ? AND status = 'done' AND (member_ix = ? OR member_id = ?)`,
+				c.ID, ix, memberID).Scan(&in.MemberUses); err != nil {
 				return nil, err
 			}
 		}
 		// A tier-only campaign asks the member's tier; a phone that is no member has none.
-		if len(c.Rules.Tiers) > 0 {
-			err := q.QueryRow(`SELECT tier_id FROM member WHERE phone_ix = ? AND status = 'active'`, ix).Scan(&in.MemberTier)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if len(c.Rules.Tiers) > 0 && memberID != "" {
+			if err := q.QueryRow(`SELECT tier_id FROM member WHERE id = ?`, memberID).Scan(&in.MemberTier); err != nil {
 				return nil, err
 			}
 		}
@@ -317,8 +322,9 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 		k, c, v := st.code, st.campaign, st.verdict
 		var memberID any // NULL unless the order's phone is a member's
 		if memberIx != nil {
-			id, err := memberIDByIndex(t, memberIx)
-			if err != nil {
+			// Following a merge: the old phone's purchases belong to the surviving record.
+			id, err := db.memberRef(t, order.Member)
+			if c := core.ErrorCode(err); err != nil && c != core.ErrNotFound && c != core.ErrConflict {
 				return err
 			}
 			if id != "" {
