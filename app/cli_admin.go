@@ -31,7 +31,7 @@ func (c *cli) demoCmd() *cobra.Command {
 				return err
 			}
 			c.print(map[string]any{"created": true, "data": c.data, "summary": sum}, func(l Lang) {
-				fmt.Fprintln(c.out, l.T("msg.demo_done", sum.Stores, sum.Campaigns, sum.Codes, sum.Redemptions))
+				fmt.Fprintln(c.out, l.T("msg.demo_done", sum.Stores, sum.Campaigns, sum.Codes, sum.Redemptions, sum.Members))
 				fmt.Fprintf(c.out, "owner / manager / cashier / tech — password: %s\n", sum.Password)
 			})
 			return nil

@@ -192,7 +192,7 @@ var messages = map[string][2]string{ // zh, en
 	"msg.confirm":           {"确认%s？输入 y 继续：", "Really %s? Type y to continue: "},
 	"msg.need_yes":          {"此操作需要确认：请加 --yes", "This needs confirmation: add --yes"},
 	"msg.cancelled":         {"已取消", "Cancelled"},
-	"msg.demo_done":         {"演示数据已就绪：%d 个门店，%d 个活动，%d 个券码，%d 笔核销", "Demo data ready: %d stores, %d campaigns, %d codes, %d redemptions"},
+	"msg.demo_done":         {"演示数据已就绪：%d 个门店，%d 个活动，%d 个券码，%d 笔核销，%d 位会员", "Demo data ready: %d stores, %d campaigns, %d codes, %d redemptions, %d members"},
 	"msg.demo_exists":       {"数据库已有数据，未写入演示数据：%s", "The database already has data; demo not loaded: %s"},
 	"msg.campaign_saved":    {"已保存活动「%s」（%s）", "Saved campaign %q (%s)"},
 	"msg.campaign_status":   {"活动「%s」现在%s", "Campaign %q is now %s"},
