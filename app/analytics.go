@@ -163,17 +163,29 @@ func (a *App) Heatmap(r Range) (*store.Heatmap, error) {
 	return a.DB.Heatmap(f)
 }
 
-// ExportTable writes a table to FILE.csv or FILE.xlsx: the whole file or none (it is
-// written beside and renamed into place).
+// ExportTable writes a table to FILE.csv or FILE.xlsx: the whole file or none.
 func (a *App) ExportTable(path, sheet string, header []string, rows [][]string) error {
+	return writeExport("export", path, sheet, header, func(w export.Writer) error {
+		for _, r := range rows {
+			if err := w.Row(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+}
+
+// writeExport writes a CSV or XLSX file (by path's extension) whole or not at all: the
+// rows go to path.part, which replaces path only once fill and then done succeed.
+func writeExport(field, path, sheet string, header []string, fill func(w export.Writer) error, done func() error) error {
 	format, err := export.FormatFromPath(path)
 	if err != nil {
-		return core.Invalid("export", "FILE.csv | FILE.xlsx", path, "%v", err)
+		return core.Invalid(field, "FILE.csv | FILE.xlsx", path, "%v", err)
 	}
 	tmp := path + ".part"
 	file, err := os.Create(tmp)
 	if err != nil {
-		return core.Invalid("export", "a writable path", path, "cannot create: %v", err)
+		return core.Invalid(field, "a writable path", path, "cannot create: %v", err)
 	}
 	defer os.Remove(tmp)
 	var w export.Writer
@@ -183,17 +195,17 @@ func (a *App) ExportTable(path, sheet string, header []string, rows [][]string) 
 		w = export.NewCSV(file)
 	}
 	err = w.Header(header)
-	for _, r := range rows {
-		if err != nil {
-			break
-		}
-		err = w.Row(r)
+	if err == nil {
+		err = fill(w)
 	}
 	if err == nil {
 		err = w.Close()
 	}
 	if cerr := file.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && done != nil {
+		err = done()
 	}
 	if err != nil {
 		return err

@@ -267,6 +267,15 @@ func (l Lang) ErrorText(err error) string {
 		b.WriteString(l.T("msg.schema_newer", e.Params["found"], e.Params["supported"]))
 		return b.String()
 	}
+	// A refusal the store explains with a reason and its figures is said from those.
+	if names, ok := explanations[e.Params["why"]]; ok && l == "zh" {
+		args := make([]any, len(names))
+		for i, n := range names {
+			args[i] = e.Params[n]
+		}
+		b.WriteString(l.T("why."+e.Params["why"], args...))
+		return b.String()
+	}
 	// In Chinese, bad input and unknown ids are said entirely from the field, the value
 	// and the accepted form; the English sentence is only the fallback.
 	if odds := e.Params["odds"]; odds != "" && e.Code == core.ErrInvalid {

@@ -157,7 +157,7 @@ func (a *App) AddMember(f MemberForm) (*store.MemberAdded, error) {
 		in.Consent = *e.Consent
 	}
 	res, err := a.DB.AddMember(a.Actor, in)
-	return res, a.explainConflict(err)
+	return res, err
 }
 
 // FindMembers searches members: query is a phone number, else an exact name; the
@@ -194,7 +194,7 @@ func (a *App) EditMember(ref string, f MemberForm) (*core.Member, error) {
 		return nil, err
 	}
 	m, err := a.DB.EditMember(a.Actor, strings.TrimSpace(ref), e)
-	return m, a.explainConflict(err)
+	return m, err
 }
 
 // RevealMember shows a member's full phone number, audited.
@@ -256,7 +256,7 @@ func (a *App) ImportMembers(path string, welcome bool, progress func(int64)) (*M
 		return nil, toResult()
 	}
 	if err != nil {
-		return nil, a.explainConflict(err)
+		return nil, err
 	}
 	res.Imported = n
 	return res, nil
@@ -493,7 +493,7 @@ func (a *App) RemoveTier(name string) (int64, error) {
 		return 0, err
 	}
 	n, err := a.DB.RemoveTier(a.Actor, strings.TrimSpace(name))
-	return n, a.explainConflict(err)
+	return n, err
 }
 
 // SetTierBasis says what tier thresholds are compared with: spend (within window
@@ -574,7 +574,7 @@ func (a *App) RunIssueRules(progress func(done, total int64)) (*store.IssueRun, 
 		return nil, err
 	}
 	run, err := a.DB.RunIssueRules(a.Actor, progress)
-	return run, a.explainConflict(err)
+	return run, err
 }
 
 // IssueCondition says when a rule fires, in the operator's language.

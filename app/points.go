@@ -67,7 +67,7 @@ func (a *App) SpendPoints(member, reward string) (*store.PointsResult, error) {
 		return nil, err
 	}
 	res, err := a.DB.Spend(a.Actor, m, reward)
-	return res, a.explainConflict(err)
+	return res, err
 }
 
 // ParsePointsDelta reads "+100", "-50" or "−50" (a typographic minus).
@@ -91,7 +91,7 @@ func (a *App) AdjustPoints(member, delta, reason string) (*store.PointsResult, e
 		return nil, err
 	}
 	res, err := a.DB.Adjust(a.Actor, m, n, reason)
-	return res, a.explainConflict(err)
+	return res, err
 }
 
 // PointsShow returns a member's points, lots and newest entries.
@@ -124,7 +124,7 @@ func (a *App) ReversePoints(entryID, reason string) (*store.PointsResult, error)
 	} else {
 		res, err = a.DB.Reverse(a.Actor, entryID, reason, true, CashierRollbackWindow)
 	}
-	return res, a.explainConflict(err)
+	return res, err
 }
 
 // PointsRulesInput changes the earn and expiry rules; nil fields stay as they are.

@@ -235,8 +235,7 @@ func (a *App) ExportCodes(campaign, path string, f store.CodeFilter, reveal bool
 			return 0, err
 		}
 	}
-	format, err := export.FormatFromPath(path)
-	if err != nil {
+	if _, err := export.FormatFromPath(path); err != nil {
 		return 0, core.Invalid("out", "FILE.csv | FILE.xlsx", path, "%v", err)
 	}
 	c, err := a.DB.Campaign(campaign)
@@ -244,51 +243,32 @@ func (a *App) ExportCodes(campaign, path string, f store.CodeFilter, reveal bool
 		return 0, err
 	}
 	f.Campaign = c.ID
-	tmp := path + ".part"
-	file, err := os.Create(tmp)
-	if err != nil {
-		return 0, core.Invalid("out", "a writable path", path, "cannot create: %v", err)
-	}
-	defer os.Remove(tmp)
-	var w export.Writer
-	if format == "xlsx" {
-		w = export.NewXLSX(file, c.Name)
-	} else {
-		w = export.NewCSV(file)
-	}
 	l := a.Lang
-	if err := w.Header([]string{l.T("col.code"), l.T("col.campaign"), l.T("col.status"), l.T("col.uses"), l.T("col.balance"),
-		l.T("col.phone"), l.T("col.distributed"), l.T("col.valid_to")}); err != nil {
-		file.Close()
-		return 0, err
-	}
+	header := []string{l.T("col.code"), l.T("col.campaign"), l.T("col.status"), l.T("col.uses"), l.T("col.balance"),
+		l.T("col.phone"), l.T("col.distributed"), l.T("col.valid_to")}
 	var n int64
-	err = a.DB.EachCode(f, reveal, func(k *core.Code) error {
-		n++
-		if progress != nil && n%8192 == 0 {
+	err = writeExport("out", path, c.Name, header, func(w export.Writer) error {
+		return a.DB.EachCode(f, reveal, func(k *core.Code) error {
+			n++
+			if progress != nil && n%8192 == 0 {
+				progress(n)
+			}
+			return w.Row([]string{c.Format.Display(k.Code), c.Name, l.T("status." + k.Status), fmt.Sprint(k.Uses), k.Balance.String(),
+				k.Phone, a.FormatTime(k.Distributed), a.FormatTime(k.ValidTo)})
+		})
+	}, func() error {
+		if progress != nil {
 			progress(n)
 		}
-		return w.Row([]string{c.Format.Display(k.Code), c.Name, l.T("status." + k.Status), fmt.Sprint(k.Uses), k.Balance.String(),
-			k.Phone, a.FormatTime(k.Distributed), a.FormatTime(k.ValidTo)})
+		if reveal { // the file is complete: record who took the phones before it appears
+			return a.DB.AuditExport(a.Actor, c.ID, path, n)
+		}
+		return nil
 	})
-	if err == nil {
-		err = w.Close()
-	}
-	if cerr := file.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return 0, err
 	}
-	if progress != nil {
-		progress(n)
-	}
-	if reveal {
-		if err := a.DB.AuditExport(a.Actor, c.ID, path, n); err != nil {
-			return 0, err
-		}
-	}
-	return n, os.Rename(tmp, path)
+	return n, nil
 }
 
 // Distribute hands codes to a phone number, or marks them handed out.

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"slices"
 	"strings"
 
@@ -66,8 +65,9 @@ func init() {
 	})
 }
 
-// explanations name, for each conflict the store explains with Params["why"], the
-// params its sentence takes in order.
+// explanations name, for each refusal the store explains with Params["why"], the
+// params its "why.<reason>" sentence takes in order (ErrorText says it in the
+// operator's language).
 var explanations = map[string][]string{
 	"balance_short":    {"have", "want"},
 	"refundable_short": {"have", "want"},
@@ -75,26 +75,6 @@ var explanations = map[string][]string{
 	"refunded":         {"id"},
 	"reversed":         {"id"},
 	"same_member":      {"id"},
-}
-
-// explainConflict says a store conflict in the operator's language (the store's English
-// sentence stays for en, and the code, field and params stay as they are).
-func (a *App) explainConflict(err error) error {
-	var e *core.Error
-	if a.Lang != "zh" || !errors.As(err, &e) {
-		return err
-	}
-	names, ok := explanations[e.Params["why"]]
-	if !ok {
-		return err
-	}
-	args := make([]any, len(names))
-	for i, n := range names {
-		args[i] = e.Params[n]
-	}
-	c := *e
-	c.Message = a.Lang.T("why."+e.Params["why"], args...)
-	return &c
 }
 
 // memberFor checks that the operator may do action and that a member was named (by id
@@ -134,7 +114,7 @@ func (a *App) walletDo(act func(*store.Actor, string, core.Amount, string, strin
 		return nil, err
 	}
 	res, err := act(a.Actor, m, amt, ref, key)
-	return res, a.explainConflict(err)
+	return res, err
 }
 
 // Topup adds money to a member's wallet with the bonus of the top-up rules.
@@ -160,7 +140,7 @@ func (a *App) Refund(paymentID, amount, reason string) (*store.WalletResult, err
 		}
 	}
 	res, err := a.DB.Refund(a.Actor, strings.TrimSpace(paymentID), amt, reason)
-	return res, a.explainConflict(err)
+	return res, err
 }
 
 // WalletShow returns a member's balance, ledger sum and newest entries.
@@ -235,5 +215,5 @@ func (a *App) MergeMembers(from, into string) (*store.MergeResult, error) {
 		return nil, err
 	}
 	res, err := a.DB.Merge(a.Actor, f, i)
-	return res, a.explainConflict(err)
+	return res, err
 }
