@@ -203,6 +203,8 @@ func (c *cli) root() *cobra.Command {
 	root.AddCommand(c.initCmd(), c.campaignCmd(), c.codesCmd(), c.checkCmd(), c.redeemCmd(), c.rollbackCmd(),
 		c.redemptionsCmd(), c.reportCmd(), c.auditCmd(), c.demoCmd(), c.doctorCmd(), c.storeCmd(), c.operatorCmd(),
 		c.memberCmd(), c.walletCmd(), c.pointsCmd(), c.settleCmd(), c.remindCmd())
+	root.AddCommand(c.syncCmds()...)
+	root.AddCommand(c.serveCmd(), c.serverCmd())
 	return root
 }
 

@@ -32,20 +32,27 @@ const (
 	ActLoyaltyConfig = "set tiers, points, bonuses and issuing rules"
 	ActSettleView    = "read settlement statements"
 	ActSettleRules   = "set settlement split rules"
+
+	ActSync         = "sync with the server"
+	ActSyncSetup    = "register this device with a sync server"
+	ActCasesView    = "look at exception cases"
+	ActCasesResolve = "resolve exception cases"
+	ActAllowance    = "reserve offline allowances"
 )
 
 var allowed = map[core.Role]map[string]bool{
 	core.RoleOwner: set(ActCampaignView, ActCampaignEdit, ActCodesIssue, ActCodesView, ActCodesExport, ActDistribute, ActVoid,
 		ActReveal, ActCheck, ActRedeem, ActRollback, ActRollbackAny, ActReport, ActAudit, ActStaff, ActDoctor,
 		ActMemberView, ActMemberEdit, ActMemberMerge, ActMemberErase, ActWallet, ActWalletRefund, ActPoints, ActPointsAdjust,
-		ActLoyaltyConfig, ActSettleView, ActSettleRules),
+		ActLoyaltyConfig, ActSettleView, ActSettleRules, ActSync, ActSyncSetup, ActCasesView, ActCasesResolve, ActAllowance),
 	core.RoleManager: set(ActCampaignView, ActCampaignEdit, ActCodesIssue, ActCodesView, ActCodesExport, ActDistribute, ActVoid,
 		ActReveal, ActCheck, ActRedeem, ActRollback, ActRollbackAny, ActReport, ActAudit, ActDoctor,
 		ActMemberView, ActMemberEdit, ActMemberMerge, ActMemberErase, ActWallet, ActWalletRefund, ActPoints, ActPointsAdjust,
-		ActLoyaltyConfig, ActSettleView),
+		ActLoyaltyConfig, ActSettleView, ActSync, ActSyncSetup, ActCasesView, ActCasesResolve, ActAllowance),
 	core.RoleCashier: set(ActCampaignView, ActCodesView, ActDistribute, ActCheck, ActRedeem, ActRollback,
-		ActMemberView, ActMemberEdit, ActWallet, ActWalletRefund, ActPoints),
-	core.RoleTechnician: set(ActCampaignView, ActReport, ActAudit, ActDoctor, ActCheck, ActSettleView),
+		ActMemberView, ActMemberEdit, ActWallet, ActWalletRefund, ActPoints, ActSync, ActAllowance),
+	core.RoleTechnician: set(ActCampaignView, ActReport, ActAudit, ActDoctor, ActCheck, ActSettleView,
+		ActSync, ActSyncSetup, ActCasesView),
 }
 
 func set(acts ...string) map[string]bool {

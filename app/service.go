@@ -428,6 +428,10 @@ func (a *App) Redeem(code string, o OrderInput, idemKey string) (*store.RedeemRe
 	if len(idemKey) > 128 {
 		return nil, core.Invalid("key", "up to 128 characters", idemKey[:20]+"…", "idempotency key too long")
 	}
+	// A registered device asks the server first (see redeemOnline).
+	if res, err := a.redeemOnline(code, ord, idemKey); res != nil || err != nil {
+		return res, err
+	}
 	return a.DB.Redeem(a.Actor, code, ord, idemKey)
 }
 

@@ -122,9 +122,10 @@ func (a *App) Topup(member, amount, ref, key string) (*store.WalletResult, error
 	return a.walletDo(a.DB.Topup, member, amount, ref, key)
 }
 
-// Pay takes money from a member's wallet; never more than the balance.
+// Pay takes money from a member's wallet; never more than the balance. A
+// registered device that cannot reach the server spends only its allowance.
 func (a *App) Pay(member, amount, ref, key string) (*store.WalletResult, error) {
-	return a.walletDo(a.DB.Pay, member, amount, ref, key)
+	return a.walletDo(a.payOnlineFirst, member, amount, ref, key)
 }
 
 // Refund gives (part of) a wallet payment back; amount "" refunds all that is left.

@@ -91,5 +91,25 @@ check_packages() {
 	say "installed: ${missing[*]}"
 }
 
+# has_postgres: the PostgreSQL server binaries the server's tests start a
+# throwaway cluster from (scripts/with-postgres.sh).
+has_postgres() {
+	local d
+	for d in "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)")" /usr/local/bin /usr/lib/postgresql/*/bin; do
+		if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
+			return 0
+		fi
+	done
+	return 1
+}
+
+pkgs=("$@")
+if has_postgres; then
+	say "postgresql server binaries (initdb, pg_ctl): ok"
+else
+	say "postgresql server binaries (initdb, pg_ctl): missing"
+	pkgs+=(postgresql)
+fi
+
 check_go
-check_packages "$@"
+check_packages "${pkgs[@]}"

@@ -169,8 +169,13 @@ func (db *DB) UpdateCampaign(a *Actor, idOrName string, edit func(c *core.Campai
 			return err
 		}
 		out = &c
-		return t.journal("campaign.edit", "campaign", c.ID, map[string]any{"changes": campaignDiff(old, &c)}, "campaign.edit@1",
-			map[string]any{"id": c.ID, "changes": campaignDiff(old, &c)})
+		changes := campaignDiff(old, &c)
+		if err := t.journal("campaign.edit", "campaign", c.ID, map[string]any{"changes": changes}, "campaign.edit@1",
+			map[string]any{"id": c.ID, "changes": changes}); err != nil {
+			return err
+		}
+		// The fields' clocks, so an older edit made elsewhere does not overwrite them.
+		return t.stamp("campaign", c.ID, mapKeys(changes)...)
 	})
 	return out, err
 }
@@ -212,8 +217,11 @@ func (db *DB) SetCampaignStatus(a *Actor, idOrName string, status core.CampaignS
 			return err
 		}
 		out = c
-		return t.journal("campaign."+string(status), "campaign", c.ID, map[string]any{"from": old, "to": status},
-			"campaign.status@1", map[string]any{"id": c.ID, "status": status})
+		if err := t.journal("campaign."+string(status), "campaign", c.ID, map[string]any{"from": old, "to": status},
+			"campaign.status@1", map[string]any{"id": c.ID, "status": status}); err != nil {
+			return err
+		}
+		return t.stamp("campaign", c.ID, "status")
 	})
 	return out, err
 }

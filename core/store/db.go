@@ -188,6 +188,8 @@ type tx struct {
 
 	campaignsChanged bool     // code formats in use may differ after commit
 	unprepared       []string // statements to prepare once the connection is free
+	lastMID          int64    // mid of the outbox row written last in this transaction
+	pull             *pull    // the page being applied (sync), nil otherwise
 }
 
 // Actor is who does a change, where.
@@ -195,6 +197,11 @@ type Actor struct {
 	Operator core.Operator
 	Device   core.Device
 	Store    core.Store
+	// Offline marks a change made without the server (the sync client could not
+	// reach it): a redemption then follows the campaign's offline policy, and a
+	// wallet payment or gift-card debit must fit in this device's allowance, which
+	// it counts against. Set it on a copy of the signed-in actor.
+	Offline bool
 }
 
 // write runs fn in one IMMEDIATE transaction and commits it, or changes nothing.

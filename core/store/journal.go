@@ -59,8 +59,12 @@ func (t *tx) outbox(name string, args any) error {
 		}
 		t.hlc = core.NewHLC(last)
 	}
-	_, err = t.Exec(`INSERT INTO outbox(uuid, device_id, name, args, hlc, wall_ms) VALUES (?,?,?,?,?,?)`,
+	res, err := t.Exec(`INSERT INTO outbox(uuid, device_id, name, args, hlc, wall_ms) VALUES (?,?,?,?,?,?)`,
 		core.NewID(), t.actor.Device.ID, name, string(b), t.hlc.Now(t.now), t.now)
+	if err != nil {
+		return err
+	}
+	t.lastMID, err = res.LastInsertId()
 	return err
 }
 

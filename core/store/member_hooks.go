@@ -64,8 +64,11 @@ func (db *DB) SetLoyalty(a *Actor, edit func(l *core.Loyalty) error) (core.Loyal
 			return err
 		}
 		out = l
-		return t.journal("loyalty.set", "loyalty", "loyalty", map[string]any{"before": json.RawMessage(old), "after": json.RawMessage(now)},
-			"loyalty.set@1", l)
+		if err := t.journal("loyalty.set", "loyalty", "loyalty", map[string]any{"before": json.RawMessage(old), "after": json.RawMessage(now)},
+			"loyalty.set@1", l); err != nil {
+			return err
+		}
+		return t.stamp("loyalty", "", "settings")
 	})
 	return out, err
 }

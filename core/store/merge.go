@@ -38,58 +38,8 @@ func (db *DB) Merge(a *Actor, from, into string) (*MergeResult, error) {
 			e.Field, e.Params = "member", map[string]string{"why": "same_member", "id": f}
 			return e
 		}
-		res.From, res.Into = f, i
-		var spend core.Amount
-		var visits, lastVisit int64
-		if err := t.QueryRow(`SELECT wallet, spend, visits, last_visit_ms FROM member WHERE id = ?`, f).Scan(&res.Wallet, &spend, &visits, &lastVisit); err != nil {
+		if err := t.mergeMembers(f, i, res); err != nil {
 			return err
-		}
-		if res.Wallet != 0 {
-			out := &core.WalletEntry{MemberID: f, Kind: core.WalletMergeOut, Amount: -res.Wallet, RelatedID: i}
-			in := &core.WalletEntry{MemberID: i, Kind: core.WalletMergeIn, Amount: res.Wallet, RelatedID: f}
-			for _, e := range []*core.WalletEntry{out, in} {
-				if err := t.addWallet(e); err != nil {
-					return err
-				}
-				if _, err := t.Exec(`UPDATE member SET wallet = wallet + ?, updated_ms = ? WHERE id = ?`, e.Amount, t.now, e.MemberID); err != nil {
-					return err
-				}
-			}
-		}
-		if err := t.moveLots(f, i, res); err != nil {
-			return err
-		}
-		counts := []struct {
-			n    *int64
-			q    string
-			args []any
-		}{
-			{&res.Codes, `UPDATE code SET member_id = ? WHERE member_id = ?`, []any{i, f}},
-			{&res.Redemptions, `UPDATE redemption SET member_id = ? WHERE member_id = ?`, []any{i, f}},
-			// Days on which both bought count once in the survivor's visits.
-			{nil, `UPDATE member SET visits = visits + ? - (SELECT count(DISTINCT v.day) FROM member_visit v
-				WHERE v.member_id = ? AND EXISTS (SELECT 1 FROM member_visit w WHERE w.member_id = ? AND w.day = v.day)),
-				spend = spend + ?, last_visit_ms = max(last_visit_ms, ?), updated_ms = ? WHERE id = ?`,
-				[]any{visits, f, i, spend, lastVisit, t.now, i}},
-			{nil, `INSERT INTO member_visit(day, member_id, store_id, orders, amount)
-				SELECT day, ?, store_id, orders, amount FROM member_visit WHERE member_id = ?
-				ON CONFLICT(day, member_id, store_id) DO UPDATE SET orders = orders + excluded.orders, amount = amount + excluded.amount`,
-				[]any{i, f}},
-			{&res.VisitDays, `DELETE FROM member_visit WHERE member_id = ?`, []any{f}},
-			// The survivor keeps its own issue where both had one: the rule fired once.
-			{&res.Issued, `INSERT OR IGNORE INTO issued(rule_id, member_id, period, code, created_ms)
-				SELECT rule_id, ?, period, code, created_ms FROM issued WHERE member_id = ?`, []any{i, f}},
-			{nil, `DELETE FROM issued WHERE member_id = ?`, []any{f}},
-			{nil, `UPDATE member SET status = 'merged', merged_into = ?, spend = 0, visits = 0, updated_ms = ? WHERE id = ?`, []any{i, t.now, f}},
-		}
-		for _, c := range counts {
-			r, err := t.Exec(c.q, c.args...)
-			if err != nil {
-				return err
-			}
-			if c.n != nil {
-				*c.n, _ = r.RowsAffected()
-			}
 		}
 		if err := t.journal("member.merge", "member", f, map[string]any{"into": i, "wallet": res.Wallet, "points": res.Points, "lots": res.Lots,
 			"codes": res.Codes, "redemptions": res.Redemptions}, "member.merge@1", map[string]any{"from": f, "into": i}); err != nil {
@@ -101,6 +51,65 @@ func (db *DB) Merge(a *Actor, from, into string) (*MergeResult, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// mergeMembers moves everything of member f to member i (Merge without the checks and
+// the journal; sync replays a merge made elsewhere with it).
+func (t *tx) mergeMembers(f, i string, res *MergeResult) error {
+	res.From, res.Into = f, i
+	var spend core.Amount
+	var visits, lastVisit int64
+	if err := t.QueryRow(`SELECT wallet, spend, visits, last_visit_ms FROM member WHERE id = ?`, f).Scan(&res.Wallet, &spend, &visits, &lastVisit); err != nil {
+		return err
+	}
+	if res.Wallet != 0 {
+		out := &core.WalletEntry{MemberID: f, Kind: core.WalletMergeOut, Amount: -res.Wallet, RelatedID: i}
+		in := &core.WalletEntry{MemberID: i, Kind: core.WalletMergeIn, Amount: res.Wallet, RelatedID: f}
+		for _, e := range []*core.WalletEntry{out, in} {
+			if err := t.addWallet(e); err != nil {
+				return err
+			}
+			if _, err := t.Exec(`UPDATE member SET wallet = wallet + ?, updated_ms = ? WHERE id = ?`, e.Amount, t.now, e.MemberID); err != nil {
+				return err
+			}
+		}
+	}
+	if err := t.moveLots(f, i, res); err != nil {
+		return err
+	}
+	counts := []struct {
+		n    *int64
+		q    string
+		args []any
+	}{
+		{&res.Codes, `UPDATE code SET member_id = ? WHERE member_id = ?`, []any{i, f}},
+		{&res.Redemptions, `UPDATE redemption SET member_id = ? WHERE member_id = ?`, []any{i, f}},
+		// Days on which both bought count once in the survivor's visits.
+		{nil, `UPDATE member SET visits = visits + ? - (SELECT count(DISTINCT v.day) FROM member_visit v
+			WHERE v.member_id = ? AND EXISTS (SELECT 1 FROM member_visit w WHERE w.member_id = ? AND w.day = v.day)),
+			spend = spend + ?, last_visit_ms = max(last_visit_ms, ?), updated_ms = ? WHERE id = ?`,
+			[]any{visits, f, i, spend, lastVisit, t.now, i}},
+		{nil, `INSERT INTO member_visit(day, member_id, store_id, orders, amount)
+			SELECT day, ?, store_id, orders, amount FROM member_visit WHERE member_id = ?
+			ON CONFLICT(day, member_id, store_id) DO UPDATE SET orders = orders + excluded.orders, amount = amount + excluded.amount`,
+			[]any{i, f}},
+		{&res.VisitDays, `DELETE FROM member_visit WHERE member_id = ?`, []any{f}},
+		// The survivor keeps its own issue where both had one: the rule fired once.
+		{&res.Issued, `INSERT OR IGNORE INTO issued(rule_id, member_id, period, code, created_ms)
+			SELECT rule_id, ?, period, code, created_ms FROM issued WHERE member_id = ?`, []any{i, f}},
+		{nil, `DELETE FROM issued WHERE member_id = ?`, []any{f}},
+		{nil, `UPDATE member SET status = 'merged', merged_into = ?, spend = 0, visits = 0, updated_ms = ? WHERE id = ?`, []any{i, t.now, f}},
+	}
+	for _, c := range counts {
+		r, err := t.Exec(c.q, c.args...)
+		if err != nil {
+			return err
+		}
+		if c.n != nil {
+			*c.n, _ = r.RowsAffected()
+		}
+	}
+	return nil
 }
 
 // moveLots moves every points lot of from with points left to into: a 'merge_in' lot

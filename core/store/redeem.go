@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/kameng/kameng/core"
+	"github.com/kameng/kameng/core/wire"
 )
 
 // Throttling: this many failed checks by one operator on one device within the window
@@ -122,7 +123,7 @@ type checkState struct {
 // lookupSQL reads a code with its campaign's counters, and in the same statement the
 // actor's recent failed checks (throttling) and the split rules' revision.
 const lookupSQL = `SELECT (SELECT count(*) FROM check_failure WHERE actor = ? AND ts_ms > ?),
-	COALESCE((SELECT CAST(value AS TEXT) FROM meta WHERE key = 'split_rules'), ''), ` + checkCols + `
+	COALESCE((SELECT CAST(value AS TEXT) FROM meta WHERE key = 'split_rules'), ''), ` + checkCols + `, k.frozen
 	FROM code k JOIN campaign c ON c.id = k.campaign_id WHERE k.code = ?`
 
 type queryer interface {
@@ -138,11 +139,12 @@ func (db *DB) evaluate(q queryer, a *Actor, raw string, order core.Order, now ti
 	failures := -1
 	cands, badCheck := db.NormalizeInput(raw)
 	var meta campaignMeta
+	frozen := false
 	for _, c := range cands {
 		var k core.Code
 		err := q.QueryRow(lookupSQL, actor, since, c).Scan(&failures, &st.splitRev, &k.Code, &k.CampaignID, &k.BatchID, &k.Status,
 			&k.Uses, &k.Balance, &k.HasSecret, &k.Distributed, &k.ValidFrom, &k.ValidTo, &k.Created,
-			&meta.updated, &meta.status, &meta.issued, &meta.redeemed, &meta.spent)
+			&meta.updated, &meta.status, &meta.issued, &meta.redeemed, &meta.spent, &frozen)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
@@ -206,6 +208,12 @@ func (db *DB) evaluate(q queryer, a *Actor, raw string, order core.Order, now ti
 		}
 	}
 	st.verdict = core.Evaluate(in)
+	if frozen {
+		// Frozen after an overdraft found at sync: nothing is taken until a person
+		// settles the case.
+		v := &st.verdict
+		v.OK, v.Reason, v.Discount, v.Value, v.Payable = false, ReasonFrozen, 0, 0, 0
+	}
 	return st, nil
 }
 
@@ -347,6 +355,13 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 		if idemKey != "" {
 			key = idemKey
 		}
+		if a.Offline {
+			// Without the server: the campaign's offline policy and, for a gift card,
+			// this device's allowance decide, inside the same transaction.
+			if err := t.offlineRedeemCheck(c, k, v.Value); err != nil {
+				return err
+			}
+		}
 		// The conditional update is what makes a single-use code single-use under
 		// concurrency: a second writer finds nothing left to take.
 		var upd sql.Result
@@ -407,8 +422,14 @@ func (db *DB) Redeem(a *Actor, raw string, order core.Order, idemKey string) (*R
 		if res.Split != nil {
 			args["split"] = res.Split
 		}
-		return t.journal("redeem", "redemption", r.ID, map[string]any{"code": r.Code, "campaign_id": c.ID, "discount": r.Discount, "value": r.Value, "order": r.OrderAmount},
-			"code.redeem@1", args)
+		if err := t.journal("redeem", "redemption", r.ID, map[string]any{"code": r.Code, "campaign_id": c.ID, "discount": r.Discount, "value": r.Value, "order": r.OrderAmount},
+			"code.redeem@1", args); err != nil {
+			return err
+		}
+		if a.Offline && c.Kind == core.KindGiftCard {
+			return t.spentOffline(wire.AccountGiftCard, k.Code, v.Value)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -578,49 +599,58 @@ func (db *DB) Rollback(a *Actor, redemptionID, reason string, ownOnly bool, maxA
 			e := core.Forbidden("roll back a redemption older than "+maxAge.String(), string(a.Operator.Role))
 			return e
 		}
-		if c.Kind == core.KindGiftCard {
-			_, err = t.Exec(`UPDATE code SET uses = uses - 1, balance = balance + ? WHERE code = ?`, r.Value, r.Code)
-		} else {
-			_, err = t.Exec(`UPDATE code SET uses = uses - 1 WHERE code = ? AND uses > 0`, r.Code)
-		}
-		if err != nil {
+		if err := t.undoRedemption(r, c, reason, a.Operator.ID); err != nil {
 			return err
 		}
-		if c.Kind == core.KindGiftCard {
-			if _, err := t.Exec(`INSERT INTO ledger(id, code, campaign_id, kind, amount, redemption_id, created_ms) VALUES (?,?,?,'credit',?,?,?)`,
-				core.NewID(), r.Code, c.ID, r.Value, r.ID, t.now); err != nil {
-				return err
-			}
-		}
-		if _, err := t.Exec(`UPDATE redemption SET status = 'rolled_back', rolled_back_ms = ?, rollback_reason = ?, rollback_operator = ? WHERE id = ?`,
-			t.now, reason, a.Operator.ID, r.ID); err != nil {
-			return err
-		}
-		if _, err := t.Exec(`UPDATE campaign SET redeemed = redeemed - 1, spent = spent - ? WHERE id = ?`, r.Discount+r.Value, c.ID); err != nil {
-			return err
-		}
-		// The rollback counts against the store that redeemed, whoever undoes it.
-		if err := t.rollupAt(r.StoreID, c.ID, Rollup{RolledBack: 1, Discount: -r.Discount, OrderAmount: -r.OrderAmount, Value: -r.Value}); err != nil {
-			return err
-		}
-		// Settlement takes back exactly the shares stored with the redemption.
-		var split string
-		if err := t.QueryRow(`SELECT split FROM redemption WHERE id = ?`, r.ID).Scan(&split); err != nil {
-			return err
-		}
-		shares, err := decodeShares(split)
-		if err != nil {
-			return err
-		}
-		if err := t.redeemedAt(r, t.storeLocation(r.StoreID), -1, shares); err != nil {
-			return err
-		}
-		r.Status, r.RolledBack, r.Reason = core.RedemptionRolledBack, t.now, reason
 		out = r
 		return t.journal("rollback", "redemption", r.ID, map[string]any{"code": r.Code, "reason": reason},
 			"code.rollback@1", map[string]any{"redemption_id": r.ID, "reason": reason})
 	})
 	return out, err
+}
+
+// undoRedemption restores what a redemption took: the use and any balance come back,
+// the budget and the rollups of the store that redeemed are reduced, settlement takes
+// back the shares stored with it, and it is marked rolled back. Rollback adds the
+// policy and role checks and the journal; sync reuses it for rollbacks and reversals
+// made elsewhere.
+func (t *tx) undoRedemption(r *core.Redemption, c *core.Campaign, reason, operatorID string) error {
+	use := codeEffect{Op: effectUse, Uses: -1}
+	if c.Kind == core.KindGiftCard {
+		use.Balance = int64(r.Value)
+		if _, err := t.Exec(`INSERT INTO ledger(id, code, campaign_id, kind, amount, redemption_id, created_ms) VALUES (?,?,?,'credit',?,?,?)`,
+			core.NewID(), r.Code, c.ID, r.Value, r.ID, t.now); err != nil {
+			return err
+		}
+	}
+	if err := t.codeEffect(r.Code, use); err != nil {
+		return err
+	}
+	if _, err := t.Exec(`UPDATE redemption SET status = 'rolled_back', rolled_back_ms = ?, rollback_reason = ?, rollback_operator = ? WHERE id = ?`,
+		t.now, reason, operatorID, r.ID); err != nil {
+		return err
+	}
+	if _, err := t.Exec(`UPDATE campaign SET redeemed = redeemed - 1, spent = spent - ? WHERE id = ?`, r.Discount+r.Value, c.ID); err != nil {
+		return err
+	}
+	// The rollback counts against the store that redeemed, whoever undoes it.
+	if err := t.rollupAt(r.StoreID, c.ID, Rollup{RolledBack: 1, Discount: -r.Discount, OrderAmount: -r.OrderAmount, Value: -r.Value}); err != nil {
+		return err
+	}
+	// Settlement takes back exactly the shares stored with the redemption.
+	var split string
+	if err := t.QueryRow(`SELECT split FROM redemption WHERE id = ?`, r.ID).Scan(&split); err != nil {
+		return err
+	}
+	shares, err := decodeShares(split)
+	if err != nil {
+		return err
+	}
+	if err := t.redeemedAt(r, t.storeLocation(r.StoreID), -1, shares); err != nil {
+		return err
+	}
+	r.Status, r.RolledBack, r.Reason = core.RedemptionRolledBack, t.now, reason
+	return nil
 }
 
 // LedgerBalance sums a code's ledger entries (the balance is defined as this sum).

@@ -34,6 +34,11 @@ func (db *DB) Init(in InitInput) (*Actor, error) {
 	} else if ok {
 		return nil, core.Errorf(core.ErrConflict, "this database is already initialised")
 	}
+	if joining, err := getMeta(db.r, "join_device_id"); err != nil {
+		return nil, err
+	} else if joining != nil {
+		return nil, core.Errorf(core.ErrConflict, "this database is joining a merchant: sync it instead of running init")
+	}
 	now := db.Clock.Now().UnixMilli()
 	if in.TimeZone == "" {
 		in.TimeZone = core.DefaultTimeZone
@@ -69,7 +74,9 @@ func (db *DB) Init(in InitInput) (*Actor, error) {
 			}
 		}
 		return t.journal("init", "merchant", m.ID, map[string]any{"merchant": m.Name, "store": s.Name, "device": d.Name, "owner": o.Name},
-			"merchant.init@1", map[string]any{"merchant": m, "store": s, "device": d, "owner": o})
+			// The owner's password hash travels so that a device joining the merchant
+			// can sign the owner in.
+			"merchant.init@1", map[string]any{"merchant": m, "store": s, "device": d, "owner": o, "password_hash": in.PasswordHash})
 	})
 	if err != nil {
 		return nil, err
@@ -216,9 +223,17 @@ func (db *DB) AddOperator(a *Actor, name string, role core.Role, storeID, passwo
 			}
 			return err
 		}
-		return t.journal("operator.add", "operator", o.ID, map[string]any{"name": name, "role": role}, "operator.add@1", o)
+		return t.journal("operator.add", "operator", o.ID, map[string]any{"name": name, "role": role}, "operator.add@1",
+			operatorArgs{Operator: o, PasswordHash: passwordHash})
 	})
 	return &o, err
+}
+
+// operatorArgs are the arguments of operator.add@1: the operator with its password
+// hash, so that every device of the merchant can sign them in.
+type operatorArgs struct {
+	core.Operator
+	PasswordHash string `json:"password_hash"`
 }
 
 // FindOperator finds an operator by id or name, with its password hash.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kameng/kameng/core"
+	"github.com/kameng/kameng/core/wire"
 )
 
 // Stored value (储值). A member's balance is the sum of their wallet_entry rows;
@@ -185,7 +186,7 @@ func (db *DB) Pay(a *Actor, member string, amount core.Amount, ref, idemKey stri
 		}
 		// The conditional update is what keeps the balance from going negative, also
 		// under concurrent payments: the second writer finds too little left.
-		const take = `UPDATE member SET wallet = wallet - ?, updated_ms = ? WHERE id = ? AND wallet >= ? AND status = 'active' RETURNING wallet`
+		const take = `UPDATE member SET wallet = wallet - ?, updated_ms = ? WHERE id = ? AND wallet >= ? AND status = 'active' AND frozen = 0 RETURNING wallet`
 		err := t.QueryRow(take, amount, t.now, id, amount).Scan(&res.Balance)
 		if errors.Is(err, sql.ErrNoRows) {
 			resolved, rerr := db.memberRef(t, member)
@@ -199,20 +200,35 @@ func (db *DB) Pay(a *Actor, member string, amount core.Amount, ref, idemKey stri
 		}
 		if errors.Is(err, sql.ErrNoRows) {
 			var balance core.Amount
-			if err := t.QueryRow(`SELECT wallet FROM member WHERE id = ?`, id).Scan(&balance); err != nil {
+			var frozen bool
+			if err := t.QueryRow(`SELECT wallet, frozen FROM member WHERE id = ?`, id).Scan(&balance, &frozen); err != nil {
 				return err
+			}
+			if frozen {
+				return frozenAccount("member", id)
 			}
 			return shortOf("amount", "balance_short", amount.Yuan(), balance.Yuan())
 		}
 		if err != nil {
 			return err
 		}
+		if a.Offline {
+			if err := t.allowanceCheck(wire.AccountWallet, id, amount); err != nil {
+				return err
+			}
+		}
 		res.Entry = &core.WalletEntry{MemberID: id, Kind: core.WalletPay, Amount: -amount, Ref: strings.TrimSpace(ref), IdemKey: idemKey}
 		if err := t.addWallet(res.Entry); err != nil {
 			return err
 		}
-		return t.journal("wallet.pay", "member", id, map[string]any{"entry": res.Entry.ID, "amount": amount, "ref": res.Entry.Ref},
-			"wallet.pay@1", res.Entry)
+		if err := t.journal("wallet.pay", "member", id, map[string]any{"entry": res.Entry.ID, "amount": amount, "ref": res.Entry.Ref},
+			"wallet.pay@1", res.Entry); err != nil {
+			return err
+		}
+		if a.Offline {
+			return t.spentOffline(wire.AccountWallet, id, amount)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -171,6 +171,12 @@ type Code struct {
 	ValidFromMS int64  `json:"valid_from_ms,omitempty"`
 	ValidToMS   int64  `json:"valid_to_ms,omitempty"`
 	CreatedMS   int64  `json:"created_ms"`
+	// Issued is a gift card's value when it was issued (its opening ledger entry), fen.
+	// Devices rebuild a code's uses and balance by replaying the log on top of it, so
+	// a row whose Balance already reflects redemptions is not debited twice. Uploads
+	// carry it; a server that keeps and returns it makes that exact (when it is 0 a
+	// device falls back to Balance for an unused code, else the campaign's face value).
+	Issued int64 `json:"issued,omitempty"`
 }
 
 // CodesUpload is POST /v1/codes/upload: the rows of a generated or imported batch,
