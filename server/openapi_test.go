@@ -1,10 +1,3 @@
-//go:build openapi
-
-// The conformance tests need the kin-openapi module with its dependencies in go.sum
-// (go get github.com/getkin/kin-openapi/openapi3filter@v0.152.0
-// github.com/getkin/kin-openapi/routers/gorillamux@v0.152.0); until then they run with
-// go test -tags openapi.
-
 package server
 
 import (
