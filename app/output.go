@@ -23,6 +23,7 @@ const (
 	ExitAudit     = 8 // the audit chain is broken
 	ExitCancelled = 9
 	ExitUnhealthy = 10 // doctor found a problem
+	ExitOffline   = 11 // the sync server did not answer
 )
 
 // ExitCode maps an error to the command line's exit code.
@@ -40,6 +41,8 @@ func ExitCode(err error) int {
 		return ExitForbidden
 	case core.ErrKey, core.ErrSchema:
 		return ExitKey
+	case ErrUnreachable:
+		return ExitOffline
 	}
 	return ExitInternal
 }
