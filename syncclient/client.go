@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -158,7 +159,9 @@ func retryable(idempotent bool) resty.RetryConditionFunc {
 			return false // the request could not even be built: repeating will not help
 		}
 		if err != nil {
-			return !errors.Is(err, errWaitTooLong)
+			// Nobody listening: the server is down, not busy. Repeating within this call
+			// only keeps a cashier waiting; the sync loop's backoff tries again later.
+			return !errors.Is(err, errWaitTooLong) && !errors.Is(err, syscall.ECONNREFUSED)
 		}
 		s := resp.StatusCode()
 		return s >= 500 || s == http.StatusTooManyRequests
