@@ -4,7 +4,8 @@ package app_test
 // and as several devices, each a separate data directory, talking real HTTP on
 // 127.0.0.1. They check what only shows with whole processes: a server that goes
 // away and comes back, two tills redeeming the same code while cut off, and a sync
-// killed (SIGKILL) at the worst moments. Every test runs against the SQLite server
+// killed (SIGKILL) at the worst moments (a proxy on 127.0.0.1 in front of the real
+// server holds the push at the chosen point). Every test runs against the SQLite server
 // store, and against PostgreSQL too when KAMENG_TEST_POSTGRES names an admin
 // database (each test then gets a fresh database of its own).
 
@@ -14,6 +15,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -25,7 +30,6 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", to look into the server's PostgreSQL
 	"github.com/kameng/kameng/core/wire"
-	"github.com/kameng/kameng/syncclient"
 )
 
 // lockedBuffer collects a process's output while the test reads it.
@@ -164,7 +168,7 @@ func (s *ksrv) start() {
 	}
 }
 
-// stop ends the server as an operator would (SIGTERM), killing it if it hangs.
+// stop ends the server as an operator would (Ctrl-C: SIGINT), killing it if it hangs.
 func (s *ksrv) stop() {
 	if s.cmd == nil {
 		return
@@ -322,14 +326,104 @@ func (k *kdir) redeem(args ...string) redeemOut {
 	return out
 }
 
-// killedSync starts `kameng sync` with the test hook that holds it at point, waits
-// until it is held there, and kills it with SIGKILL.
-func (k *kdir) killedSync(point string) {
+// Where a faultProxy holds a device's push.
+const (
+	holdBeforeServer = "before-server" // the push left the device but never reaches the server
+	holdAfterServer  = "after-server"  // the server applied the push; its answer never reaches the device
+)
+
+// faultProxy stands between a device and the real server on 127.0.0.1. Armed, it
+// holds the next push at one point until the device goes away, so the test can kill
+// the device exactly there; otherwise it passes everything through.
+type faultProxy struct {
+	t      *testing.T
+	target *url.URL
+	ts     *httptest.Server
+	pass   *httputil.ReverseProxy
+
+	mu    sync.Mutex
+	point string        // armed hold point, "" when passing through
+	held  chan struct{} // closed when the push is held
+	quit  chan struct{} // closed when the test ends: let go of everything
+}
+
+func newFaultProxy(t *testing.T, server string) *faultProxy {
+	t.Helper()
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{t: t, target: u, pass: httputil.NewSingleHostReverseProxy(u), quit: make(chan struct{})}
+	p.ts = httptest.NewServer(http.HandlerFunc(p.serve))
+	t.Cleanup(func() {
+		close(p.quit)
+		p.ts.Close()
+	})
+	return p
+}
+
+func (p *faultProxy) url() string { return p.ts.URL }
+
+// arm makes the proxy hold the next push at point; the channel closes when it does.
+func (p *faultProxy) arm(point string) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.point, p.held = point, make(chan struct{})
+	return p.held
+}
+
+func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	point, held := p.point, p.held
+	if r.URL.Path == "/v1/sync/push" {
+		p.point = "" // one push is held, the next ones pass
+	} else {
+		point = ""
+	}
+	p.mu.Unlock()
+	if point == "" {
+		p.pass.ServeHTTP(w, r)
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	if point == holdAfterServer {
+		// Forward the push and read the server's whole answer: it has committed.
+		req, err := http.NewRequest(r.Method, p.target.String()+r.URL.RequestURI(), bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			p.t.Errorf("the held push was refused: %d %s", resp.StatusCode, answer)
+		}
+	}
+	close(held)
+	// Hold until the device is gone (killed) or the test ends; answer nothing.
+	select {
+	case <-r.Context().Done():
+	case <-p.quit:
+	}
+}
+
+// killedSync starts `kameng sync`, waits until the proxy holds its push at point,
+// and kills the process there (SIGKILL).
+func (k *kdir) killedSync(p *faultProxy, point string) {
 	k.t.Helper()
+	held := p.arm(point)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := k.cmd(ctx, "sync")
-	c.Env = append(c.Env, syncclient.PauseEnv+"="+point, syncclient.PauseMSEnv+"=30000")
 	var out, errb lockedBuffer
 	c.Stdout, c.Stderr = &out, &errb
 	if err := c.Start(); err != nil {
@@ -337,24 +431,20 @@ func (k *kdir) killedSync(point string) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- c.Wait() }()
-	marker := syncclient.PauseMarker + point
-	deadline := time.After(30 * time.Second)
-	for !strings.Contains(errb.String(), marker) {
-		select {
-		case err := <-exited:
-			k.t.Fatalf("kameng sync ended (%v) before reaching %s\nstdout: %s\nstderr: %s", err, point, out.String(), errb.String())
-		case <-deadline:
-			c.Process.Kill()
-			k.t.Fatalf("kameng sync never reached %s\nstderr: %s", point, errb.String())
-		case <-time.After(10 * time.Millisecond):
-		}
+	select {
+	case <-held:
+	case err := <-exited:
+		k.t.Fatalf("kameng sync ended (%v) before its push was held %s\nstdout: %s\nstderr: %s", err, point, out.String(), errb.String())
+	case <-time.After(30 * time.Second):
+		c.Process.Kill()
+		k.t.Fatalf("kameng sync never pushed")
 	}
 	if err := c.Process.Kill(); err != nil {
 		k.t.Fatal(err)
 	}
 	<-exited
 	if c.ProcessState.Exited() {
-		k.t.Fatalf("kameng sync held at %s exited by itself (%v) instead of being killed", point, c.ProcessState)
+		k.t.Fatalf("kameng sync held %s exited by itself (%v) instead of being killed", point, c.ProcessState)
 	}
 }
 
@@ -494,12 +584,14 @@ func TestE2EDoubleRedemptionOffline(t *testing.T) {
 	})
 }
 
-// 2. A sync killed after the local commit but before the push, and another killed
-// after the server applied a push but before the device recorded the answer: after
-// a restart and `kameng sync`, every mutation took effect exactly once.
+// 2. A sync killed after the local commit but before its push reached the server,
+// and another killed after the server applied a push but before the device heard
+// (and recorded) the answer: after a restart and `kameng sync`, every mutation took
+// effect exactly once.
 func TestE2ESyncKilled(t *testing.T) {
 	eachServerStore(t, func(t *testing.T, dsn string) {
 		srv := startServer(t, dsn)
+		proxy := newFaultProxy(t, srv.url())
 		a := newKDir(t)
 		a.init()
 		a.ok("campaign", "create", "--name", "单次券", "--kind", "amount_off", "--amount-off", "5", "--uses", "1")
@@ -513,7 +605,7 @@ func TestE2ESyncKilled(t *testing.T) {
 		}
 		card := cards[0]
 		var reg registration
-		a.okJSON(&reg, "device", "register", "--server", srv.url(), "--token", srv.token(""))
+		a.okJSON(&reg, "device", "register", "--server", proxy.url(), "--token", srv.token(""))
 		if rep := a.sync(); rep.Rejected+rep.Flagged != 0 {
 			t.Fatalf("first sync: %+v", rep)
 		}
@@ -524,7 +616,7 @@ func TestE2ESyncKilled(t *testing.T) {
 		}
 
 		var redemptions []string // every redemption this device made, by id
-		for i, point := range []string{syncclient.PauseAfterCommit, syncclient.PauseAfterPush} {
+		for i, point := range []string{holdBeforeServer, holdAfterServer} {
 			// A sale with a coupon and a part payment from the gift card, both
 			// committed here (the server claims them online first).
 			before := a.syncState().State
@@ -534,12 +626,12 @@ func TestE2ESyncKilled(t *testing.T) {
 				t.Fatalf("%s: after two redemptions: pending %d acked %d, want 2 and %d", point, st.Pending, st.AckedMID, before.AckedMID)
 			}
 
-			a.killedSync(point)
+			a.killedSync(proxy, point)
 
 			// The kill landed where it was meant to.
-			want := int64(0) // after-commit: the server has not seen them
-			if point == syncclient.PauseAfterPush {
-				want = 2 // after-push: the server has applied both
+			want := int64(0) // the server has not seen them
+			if point == holdAfterServer {
+				want = 2 // the server has applied both
 			}
 			if n := serverMutations(st.AckedMID); n != want {
 				t.Fatalf("%s: the server has %d of the device's new mutations, want %d", point, n, want)

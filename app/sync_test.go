@@ -295,7 +295,7 @@ func TestSyncCommands(t *testing.T) {
 	}
 	nobody := closedURL(t)
 	code, _, errs = kameng(t, dirA, "device", "register", "--server", nobody, "--token", "km_x")
-	if code != ExitInternal || !strings.Contains(errs, nobody) {
+	if code != ExitOffline || !strings.Contains(errs, nobody) {
 		t.Errorf("register against nothing: exit %d, %s", code, errs)
 	}
 
@@ -332,7 +332,7 @@ func TestSyncCommands(t *testing.T) {
 	// The server goes silent: sync says so and fails.
 	s.setDown(true)
 	code, _, errs = kameng(t, dirB, "sync")
-	if code != ExitInternal || !strings.Contains(errs, "did not answer") {
+	if code != ExitOffline || !strings.Contains(errs, "did not answer") {
 		t.Errorf("sync against a silent server: exit %d, %s", code, errs)
 	}
 	s.setDown(false)
