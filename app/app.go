@@ -259,6 +259,8 @@ func (a *App) Close() error {
 	if a.DB == nil {
 		return nil
 	}
+	a.StopSyncLoop()
+	syncStates.Delete(a.DB) // the database's sync machinery goes with it
 	return a.DB.Close()
 }
 
