@@ -4,6 +4,7 @@
 #   make build   pure-Go binary without the desktop GUI (bin/kameng)
 #   make run     build, fill demo data on first run, list campaigns, print the report
 #   make test    layout rules, go vet, all tests, then a short fuzz run of every fuzz target
+#   make soak    the sync simulation over many more seeds (SIM_SEEDS, SIM_STEPS, SIM_FLAGS=-sim.strict)
 #   make bench   benchmarks (BENCH=regexp BENCHTIME=1x|3s|...), output also in bench.out
 #   make lint    gofmt, go vet and the layout rules
 #   make layout  the package dependency rules (scripts/layout.sh)
@@ -25,7 +26,7 @@ WITH_POSTGRES ?= bash scripts/with-postgres.sh
 
 GO_FILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './vendor/*'
 
-.PHONY: deps build run test fuzz bench lint layout clean
+.PHONY: deps build run test fuzz soak bench lint layout clean
 
 deps:
 	bash scripts/deps.sh $(SYSTEM_PKGS)
@@ -47,8 +48,21 @@ test: layout
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) TEST_TAGS='$(TEST_TAGS)' bash scripts/fuzz.sh
 
+# The deterministic sync simulation (syncclient/sim_test.go) over many seeds; a failing
+# seed prints the command that replays it. The last line counts what the seeds ran into.
+SIM_SEEDS ?= 5000
+SIM_STEPS ?= 150
+SIM_FIRST ?= 1
+SIM_FLAGS ?=
+soak:
+	$(GO) test ./syncclient -run '^TestSimulation$$' -count=1 -timeout 6h -v \
+		-sim.seeds=$(SIM_SEEDS) -sim.steps=$(SIM_STEPS) -sim.first=$(SIM_FIRST) $(SIM_FLAGS) \
+		| grep -v -e '^=== ' -e '^        --- PASS' -e '^    --- PASS'
+
+# Under a throwaway PostgreSQL cluster too: the sync benchmarks measure the server's
+# PostgreSQL store and run pgbench beside it (WITH_POSTGRES= skips those halves).
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -timeout 60m ./... | tee bench.out
+	$(WITH_POSTGRES) $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -timeout 60m ./... | tee bench.out
 
 lint: layout
 	@unformatted=$$($(GO_FILES) -print0 | xargs -0 -r gofmt -l); \

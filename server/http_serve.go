@@ -21,7 +21,9 @@ type ServeOptions struct {
 	// Ready, when set, is told the address actually listened on (useful with port 0)
 	// and whether it is TLS, before the first request is served.
 	Ready func(addr string, tls bool)
-	// ShutdownTimeout bounds the wait for requests in flight after ctx ends (default 15 s).
+	// ShutdownTimeout bounds the wait for requests in flight after ctx ends (default
+	// 5 s). Cutting a request off is safe: each write is one transaction and devices
+	// retry what was not acknowledged.
 	ShutdownTimeout time.Duration
 }
 
@@ -46,7 +48,7 @@ func Serve(ctx context.Context, s Store, o ServeOptions) error {
 		o.Listen = "127.0.0.1:8080"
 	}
 	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 15 * time.Second
+		o.ShutdownTimeout = 5 * time.Second
 	}
 	var cfg *tls.Config
 	if o.TLSCert != "" {

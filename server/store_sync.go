@@ -100,7 +100,7 @@ func (s *sqlStore) rows(q *sql.Tx, query string, args ...any) (*sql.Rows, error)
 
 func (s *sqlStore) logPage(q *sql.Tx, d *Device, after int64, limit int) (*wire.Page, error) {
 	p := &wire.Page{Stream: wire.StreamLog, Changes: []wire.Change{}, Next: after}
-	rows, err := s.rows(q, `SELECT seq, device_id, mid, uuid, name, args, hlc, wall_ms, status FROM log
+	rows, err := s.rows(q, `SELECT seq, device_id, mid, uuid, name, args, hlc, wall_ms, status, reason FROM log
 		WHERE merchant_id = ? AND seq > ? AND device_id <> ? ORDER BY seq LIMIT ?`, d.MerchantID, after, d.ID, limit+1)
 	if err != nil {
 		return nil, err
@@ -114,7 +114,7 @@ func (s *sqlStore) logPage(q *sql.Tx, d *Device, after int64, limit int) (*wire.
 		var c wire.Change
 		m := &wire.Mutation{}
 		var args string
-		if err := rows.Scan(&c.Seq, &c.DeviceID, &m.MID, &m.UUID, &m.Name, &args, &m.HLC, &m.WallMS, &c.Status); err != nil {
+		if err := rows.Scan(&c.Seq, &c.DeviceID, &m.MID, &m.UUID, &m.Name, &args, &m.HLC, &m.WallMS, &c.Status, &c.Reason); err != nil {
 			return nil, err
 		}
 		m.Args = []byte(args)

@@ -24,6 +24,7 @@ type pull struct {
 	local   *Actor // this device, as the sync bookkeeping acts
 	realNow int64  // the time of the apply (t.now moves to each mutation's time)
 	status  string // of the change being applied: applied | flagged
+	reason  string // why the server flagged it (already_redeemed, late_offline…); "" from a server that does not say
 	seq     int64
 	maxHLC  int64
 	counts  map[string]int64
@@ -231,7 +232,7 @@ func (t *tx) applyLog(changes []wire.Change, cursor int64) (int64, error) {
 			}
 			continue
 		}
-		pl.status, pl.seq = ch.Status, ch.Seq
+		pl.status, pl.reason, pl.seq = ch.Status, ch.Reason, ch.Seq
 		err = t.applyOne(fn, *m, ch.DeviceID)
 		var sk *skipped
 		if errors.As(err, &sk) {
@@ -1023,8 +1024,10 @@ type redeemArgs struct {
 
 // applyRedeem writes a redemption made elsewhere: the row with its id, the code's use
 // and a gift card's debit, budget, rollups and settlement shares, as Redeem does. A
-// flagged redemption of a code whose uses are taken here already is the losing one
-// of a double redemption: the server did not apply it, so neither does this device.
+// redemption flagged already_redeemed is the losing one of a double redemption: the
+// server did not apply it, so neither does this device. One flagged for another
+// reason (late_offline) stands on the server and is applied, even while a losing
+// redemption of the same code still stands here (its reversal follows in the log).
 func applyRedeem(t *tx, m wire.Mutation, _ string) error {
 	var a redeemArgs
 	if err := decode(m, &a); err != nil {
@@ -1047,7 +1050,11 @@ func applyRedeem(t *tx, m wire.Mutation, _ string) error {
 	if err != nil {
 		return err
 	}
-	if t.pull.status == wire.Flagged && c.Kind != core.KindGiftCard {
+	if t.pull.status == wire.Flagged && t.pull.reason == core.ReasonAlreadyRedeemed {
+		return notApplied("lost double redemption")
+	}
+	if t.pull.status == wire.Flagged && t.pull.reason == "" && c.Kind != core.KindGiftCard {
+		// A server that does not say why: a code whose uses are taken here already.
 		limit := max(c.Rules.UsesPerCode, 1)
 		if c.Kind == core.KindCardKey {
 			limit = 1

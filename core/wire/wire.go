@@ -135,6 +135,7 @@ type Change struct {
 	Seq      int64     `json:"seq"`
 	DeviceID string    `json:"device_id,omitempty"` // log: who made it (server for the server's own)
 	Status   string    `json:"status,omitempty"`    // log: applied | rejected | flagged
+	Reason   string    `json:"reason,omitempty"`    // log: the result's reason; already_redeemed did not stand, late_offline stands
 	Mutation *Mutation `json:"mutation,omitempty"`
 	Code     *Code     `json:"code,omitempty"`
 }
