@@ -114,7 +114,8 @@ func (s *sqlStore) Push(d *Device, req wire.PushRequest, now time.Time) (*wire.P
 			}
 		}
 		resp.LastMID = last
-		return nil
+		_, err = t.releaseExpiredClaims()
+		return err
 	})
 	if err != nil {
 		return nil, err

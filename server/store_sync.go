@@ -263,6 +263,81 @@ func (s *sqlStore) Check(d *Device, req wire.RedeemRequest, now time.Time) (*wir
 
 var errReplay = errors.New("claim exists")
 
+// ClaimTTL is how long an online claim waits for the device's own redemption, pushed
+// with the same idempotency key. A claim nothing matches (its answer was lost and the
+// till then refused, or the till crashed before committing) would otherwise hold a
+// single-use code or a gift card's value for ever. Once released, a redemption pushed
+// later counts as a new one, and a collision becomes a DOUBLE_REDEMPTION case.
+const ClaimTTL = 15 * time.Minute
+
+// releaseClaims gives back what a code's expired claims hold. Each release is a
+// conditional update, so two servers releasing the same claim release it once.
+func (t *tx) releaseClaims(code string) (int64, error) {
+	return t.release(`SELECT id, code, value FROM redemption WHERE merchant_id = ? AND code = ? AND status = 'claim' AND created_ms < ?`,
+		t.merchant, code, t.now-ClaimTTL.Milliseconds())
+}
+
+// releaseExpiredClaims sweeps a merchant's expired claims (at each push).
+func (t *tx) releaseExpiredClaims() (int64, error) {
+	return t.release(`SELECT id, code, value FROM redemption WHERE merchant_id = ? AND status = 'claim' AND created_ms < ? ORDER BY created_ms LIMIT 500`,
+		t.merchant, t.now-ClaimTTL.Milliseconds())
+}
+
+func (t *tx) release(query string, args ...any) (int64, error) {
+	type claim struct {
+		id, code string
+		value    int64
+	}
+	rows, err := t.query(query, args...)
+	if err != nil {
+		return 0, err
+	}
+	var claims []claim
+	for rows.Next() {
+		var c claim
+		if err := rows.Scan(&c.id, &c.code, &c.value); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		claims = append(claims, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	var released int64
+	if len(claims) > 0 {
+		// Republishing the code rows needs seqs (lock order: merchant, then code rows).
+		if err := t.lockMerchant(); err != nil {
+			return 0, err
+		}
+	}
+	for _, c := range claims {
+		// The key is cleared so the device's own redemption, if it comes later, is
+		// recorded as a redemption of its own rather than matched to nothing.
+		n, err := t.affected(`UPDATE redemption SET status = 'expired', idem_key = NULL WHERE merchant_id = ? AND id = ? AND status = 'claim'`,
+			t.merchant, c.id)
+		if err != nil {
+			return released, err
+		}
+		if n == 0 {
+			continue
+		}
+		if _, err := t.exec(`UPDATE code SET uses = uses - 1, balance = balance + ?, seq = ? WHERE merchant_id = ? AND code = ?`,
+			c.value, t.nextSeq(), t.merchant, c.code); err != nil {
+			return released, err
+		}
+		if c.value > 0 {
+			if _, err := t.exec(`INSERT INTO entry(merchant_id, id, kind, account_id, amount, device_id, created_ms) VALUES (?,?,?,?,?,?,?)`,
+				t.merchant, c.id+".released", wire.AccountGiftCard, c.code, c.value, wire.ServerDevice, t.now); err != nil {
+				return released, err
+			}
+		}
+		released++
+	}
+	return released, nil
+}
+
 // Redeem claims a code online: one conditional update decides, the claim row
 // remembers the answer under the idempotency key. No log row and no merchant lock,
 // so concurrent counters do not queue behind each other.
@@ -282,11 +357,22 @@ func (s *sqlStore) Redeem(d *Device, req wire.RedeemRequest, now time.Time) (*wi
 		out = nil
 		var uses, balance int64
 		var campaignID string
-		err := t.queryRow(`UPDATE code SET uses = uses + 1, balance = balance - ?
+		take := func() error {
+			return t.queryRow(`UPDATE code SET uses = uses + 1, balance = balance - ?
 			WHERE merchant_id = ? AND code = ? AND status = 'active' AND (max_uses = 0 OR uses < max_uses) AND balance >= ?
 				AND valid_from_ms <= ? AND (valid_to_ms = 0 OR valid_to_ms > ?)
 			RETURNING uses, balance, campaign_id`,
-			req.Amount, d.MerchantID, req.Code, req.Amount, t.now, t.now).Scan(&uses, &balance, &campaignID)
+				req.Amount, d.MerchantID, req.Code, req.Amount, t.now, t.now).Scan(&uses, &balance, &campaignID)
+		}
+		err := take()
+		if errors.Is(err, sql.ErrNoRows) {
+			// A stale claim may be what holds the code: release it and try once more.
+			if n, rerr := t.releaseClaims(req.Code); rerr != nil {
+				return rerr
+			} else if n > 0 {
+				err = take()
+			}
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			if prev, err := t.claimAnswer(req.Code, key); prev != nil || err != nil {
 				out = prev

@@ -1397,3 +1397,55 @@ func TestRetryableErrors(t *testing.T) {
 		t.Error("SQLite errors are not retried")
 	}
 }
+
+// A claim nothing ever matches (the till lost the answer and then refused, or
+// crashed before committing) holds the code only for ClaimTTL; the till's own
+// redemption, should it arrive later, is then an ordinary one.
+func TestUnmatchedClaimIsReleased(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store) {
+		tn := newTenant(t, s, "m1", "a", "b")
+		a, b := tn.dev(0), tn.dev(1)
+		tn.campaignWithCodes(t, coupon("c1"), "LOST-1", "SWEPT-1")
+		tn.campaignWithCodes(t, giftCard("g1", 10000), "CARD-1")
+		if r, err := s.Redeem(a, wire.RedeemRequest{Code: "LOST-1", IdemKey: "k-a"}, t0); err != nil || !r.OK {
+			t.Fatalf("claim: %+v %v", r, err)
+		}
+		if r, err := s.Redeem(a, wire.RedeemRequest{Code: "CARD-1", IdemKey: "k-card", Amount: 3000}, t0); err != nil || !r.OK || r.Balance != 7000 {
+			t.Fatalf("gift-card claim: %+v %v", r, err)
+		}
+		early := t0.Add(ClaimTTL - time.Second)
+		if r, _ := s.Redeem(b, wire.RedeemRequest{Code: "LOST-1", IdemKey: "k-b"}, early); r.OK || r.Reason != "already_redeemed" {
+			t.Fatalf("before the claim expired: %+v", r)
+		}
+		late := t0.Add(ClaimTTL + time.Second)
+		if r, err := s.Redeem(b, wire.RedeemRequest{Code: "LOST-1", IdemKey: "k-b"}, late); err != nil || !r.OK || r.Uses != 1 {
+			t.Fatalf("after the claim expired: %+v %v", r, err)
+		}
+		if r, err := s.Redeem(b, wire.RedeemRequest{Code: "CARD-1", IdemKey: "k-card-b", Amount: 10000}, late); err != nil || !r.OK || r.Balance != 0 {
+			t.Fatalf("gift card after its claim expired: %+v %v", r, err)
+		}
+		if got := scalar(t, s, `SELECT sum(amount) FROM entry WHERE merchant_id = ? AND account_id = ?`, "m1", "CARD-1"); got != -10000 {
+			t.Fatalf("gift-card entries sum to %d after release and a new claim, want -10000", got)
+		}
+		// Device a's own redemption under the released key arrives now: it does not
+		// match the released claim, and b's claim holds the code, so it is a double.
+		red := redemption("LOST-1", "c1", "alice", 0, t0)
+		r := red["redemption"].(core.Redemption)
+		r.IdemKey = "k-a"
+		red["redemption"] = r
+		if res := tn.do(t, a, late, "code.redeem@1", red); res.Status != wire.Flagged || res.Reason != "already_redeemed" {
+			t.Fatalf("the released claim's redemption: %+v", res)
+		}
+		if k := check(t, s, a, "LOST-1", 0); k.Uses != 1 {
+			t.Fatalf("uses %d, want 1", k.Uses)
+		}
+		// A push sweeps a merchant's expired claims even when nobody asks for the code.
+		if r, err := s.Redeem(a, wire.RedeemRequest{Code: "SWEPT-1", IdemKey: "k-s"}, late); err != nil || !r.OK {
+			t.Fatalf("claim: %+v %v", r, err)
+		}
+		tn.do(t, b, late.Add(ClaimTTL+time.Minute), "member.tier@1", map[string]any{"id": "x"})
+		if k := check(t, s, a, "SWEPT-1", 0); !k.OK || k.Uses != 0 {
+			t.Fatalf("after a push past the claim's expiry: %+v", k)
+		}
+	})
+}

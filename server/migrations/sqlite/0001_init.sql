@@ -80,13 +80,15 @@ CREATE TABLE redemption (
 	order_ref     TEXT NOT NULL DEFAULT '',
 	order_amount  INTEGER NOT NULL DEFAULT 0,
 	value         INTEGER NOT NULL DEFAULT 0,
-	status        TEXT NOT NULL, -- standing | reversed | rolled_back | claim
+	status        TEXT NOT NULL, -- standing | reversed | rolled_back | claim | expired (a claim released after ClaimTTL)
 	uses_after    INTEGER NOT NULL DEFAULT 0, -- a claim's answer, repeated for its idempotency key
 	balance_after INTEGER NOT NULL DEFAULT 0,
 	created_ms    INTEGER NOT NULL,
 	PRIMARY KEY (merchant_id, id)
 );
 CREATE UNIQUE INDEX redemption_idem ON redemption(merchant_id, code, idem_key);
+-- Online claims still waiting for their device's redemption (released after ClaimTTL).
+CREATE INDEX redemption_claim ON redemption(merchant_id, created_ms) WHERE status = 'claim';
 
 CREATE TABLE campaign (
 	merchant_id TEXT NOT NULL,
