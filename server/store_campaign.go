@@ -27,18 +27,30 @@ type fieldClock struct {
 	Device string `json:"d"`
 }
 
+// after is the one order of campaign changes, the devices' as well (fieldStamp.after
+// in core/store/campaign.go): the higher HLC, and between equal HLCs — devices that
+// observed the same clock running ahead issue the same next one — the greater device
+// id. A field takes a change that comes after the one it holds, so the server and
+// every device end with the value of the last change in this order, whatever order
+// the changes arrived in.
+func (c fieldClock) after(o fieldClock) bool {
+	return c.HLC > o.HLC || c.HLC == o.HLC && c.Device > o.Device
+}
+
 // valueFields are the fields whose concurrent edits are not settled by the clock:
 // the server keeps its value and a person decides (CAMPAIGN_EDIT).
 var valueFields = map[string]bool{
 	"kind": true, "currency": true, "amount_off": true, "percent_off_bp": true, "max_discount": true,
 	"min_spend": true, "face_value": true,
-	"rules.budget_count": true, "rules.budget_amount": true,
+	"rules.budget_count": true, "rules.budget_amount": true, "rules.uses_per_code": true, "rules.per_member_limit": true,
 	"rules.valid_from_ms": true, "rules.valid_to_ms": true, "rules.valid_days": true,
 }
 
-// serverFields are never taken from an edit: the server or the devices count them.
+// serverFields are never taken from an edit: the server or the devices count them,
+// and the status changes by campaign.status@1 alone.
 var serverFields = map[string]bool{
 	"id": true, "merchant_id": true, "created_ms": true, "updated_ms": true, "issued": true, "redeemed": true, "spent": true,
+	"status": true,
 }
 
 // campaign loads a campaign of the transaction's merchant (nil when unknown),
@@ -195,9 +207,11 @@ type editConflict struct {
 	ProposedFrom string          `json:"proposed_device"`
 }
 
-// applyCampaignEdit merges an edit field by field: a field last changed by another
-// device at a higher HLC keeps its value; for value, budget and date fields that
-// is a conflict a person settles.
+// applyCampaignEdit merges an edit field by field, and rule by rule: a field whose
+// value was set by a change that comes after this one (fieldClock.after) keeps it;
+// for value, budget and date fields changed by another device that is a conflict a
+// person settles. Devices send only the rules they changed ("rules" is a partial
+// object), so an edit of one rule never restores a stale copy of another.
 func (t *tx) applyCampaignEdit(m *wire.Mutation, res *wire.Result) error {
 	var a struct {
 		ID      string                     `json:"id"`
@@ -223,20 +237,21 @@ func (t *tx) applyCampaignEdit(m *wire.Mutation, res *wire.Result) error {
 		}
 	}
 	var conflicts []editConflict
-	// set applies one changed field unless a later change by another device holds it.
+	mine := fieldClock{m.HLC, t.device}
+	// set applies one field unless a later change holds it. A value equal to the one
+	// held still takes the clock, as on the devices: the field then holds the value
+	// of the last change in the one order, which a change between the two must not
+	// overwrite.
 	set := func(field string, cur json.RawMessage, proposed json.RawMessage, put func()) {
-		if canon(cur) == canon(proposed) {
-			return
-		}
-		if fc, ok := row.clock[field]; ok && fc.HLC > m.HLC && fc.Device != t.device {
-			if valueFields[field] {
+		if fc := row.clock[field]; !mine.after(fc) {
+			if valueFields[field] && fc.Device != t.device && canon(cur) != canon(proposed) {
 				conflicts = append(conflicts, editConflict{Field: field, Kept: cur, Proposed: proposed, KeptHLC: fc.HLC,
 					KeptDevice: fc.Device, ProposedHLC: m.HLC, ProposedFrom: t.device})
 			}
 			return
 		}
 		put()
-		row.clock[field] = fieldClock{m.HLC, t.device}
+		row.clock[field] = mine
 	}
 	keys := make([]string, 0, len(a.Changes))
 	for k := range a.Changes {
@@ -300,11 +315,12 @@ func (t *tx) applyCampaignStatus(m *wire.Mutation, res *wire.Result) error {
 		res.Message = "the campaign is archived"
 		return nil
 	}
-	if fc, ok := row.clock["status"]; ok && fc.HLC > m.HLC && fc.Device != t.device && a.Status != string(core.StatusArchived) {
+	mine := fieldClock{m.HLC, t.device}
+	if !mine.after(row.clock["status"]) && a.Status != string(core.StatusArchived) {
 		res.Message = "a later status change stands"
 		return nil
 	}
 	row.body["status"], _ = json.Marshal(a.Status)
-	row.clock["status"] = fieldClock{m.HLC, t.device}
+	row.clock["status"] = mine
 	return t.saveCampaign(row)
 }

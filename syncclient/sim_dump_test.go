@@ -46,15 +46,15 @@ func (s *sim) dump() string {
 	}
 	rows.Close()
 	for _, d := range s.devs {
-		rows, err := d.db.Raw().Query(`SELECT entity, id, field, hlc FROM field_clock ORDER BY entity, id, field`)
+		rows, err := d.db.Raw().Query(`SELECT entity, id, field, hlc, device FROM field_clock ORDER BY entity, id, field`)
 		if err != nil {
 			continue
 		}
 		for rows.Next() {
-			var e, id, f string
+			var e, id, f, dev string
 			var h int64
-			if rows.Scan(&e, &id, &f, &h) == nil {
-				fmt.Fprintf(&b, "%s field clock %s %s %s %d\n", d.name, e, relabel(id), f, h)
+			if rows.Scan(&e, &id, &f, &h, &dev) == nil {
+				fmt.Fprintf(&b, "%s field clock %s %s %s %d %s\n", d.name, e, relabel(id), f, h, relabel(dev))
 			}
 		}
 		rows.Close()

@@ -89,11 +89,11 @@ func knownIssue(t *testing.T, what string) {
 	}
 }
 
-// Two devices change different rules of one campaign. The server merges the rules
-// field by field; a device takes the whole rules object of the edit with the
-// higher clock, losing the other device's rule (simulation -sim.rule-edits).
-func TestKnownIssueCampaignRulesMerge(t *testing.T) {
-	knownIssue(t, "devices merge a campaign's rules as one field, the server rule by rule")
+// Two devices change different rules of one campaign: both changes stand, on the
+// server and on both devices. An edit carries only the rules it changed and every
+// copy merges them rule by rule; it once carried the whole rules object, which the
+// devices took whole, losing the other device's rule (simulation, rule edits).
+func TestConcurrentRuleEditsMerge(t *testing.T) {
 	h, srv := hubOnFile(t)
 	a := h.found("pos-a", false)
 	camp := a.campaign("规则", false)
@@ -127,12 +127,11 @@ func TestKnownIssueCampaignRulesMerge(t *testing.T) {
 }
 
 // Two devices that observed the same HLC from a device whose clock runs ahead
-// stamp their next edits with the same HLC. The server lets the later push win
-// (it keeps a field only against a strictly higher clock); each device keeps what
-// it has on a tie, so the device whose edit the server overwrote keeps its own
-// value (simulation seed 150).
-func TestKnownIssueEqualHLC(t *testing.T) {
-	knownIssue(t, "equal HLCs from two devices are ordered differently by the server and the devices")
+// stamp their next edits with the same HLC. The server and the devices order the
+// two by device id, so the edit of the greater id stands everywhere, whichever was
+// pushed first. (The server once let the later push win while each device kept
+// what it had: simulation seed 150.)
+func TestEqualHLCEditsConverge(t *testing.T) {
 	h, srv := hubOnFile(t)
 	a := h.found("pos-a", false)
 	camp := a.campaign("时钟", false)
@@ -153,7 +152,7 @@ func TestKnownIssueEqualHLC(t *testing.T) {
 		return n
 	}
 	if ha, hb := hlc(a), hlc(b); ha != hb {
-		t.Skipf("the clocks differ (%d, %d): no tie to show", ha, hb)
+		t.Fatalf("the clocks differ (%d, %d): no tie to show", ha, hb)
 	}
 	for _, x := range []struct {
 		d *dev
@@ -163,10 +162,19 @@ func TestKnownIssueEqualHLC(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a.sync()
-	b.sync()
-	a.sync()
+	// The lesser device id pushes last: a rule of "the later push wins" would
+	// keep its value.
+	first, last := a, b
+	if first.state().DeviceID < last.state().DeviceID {
+		first, last = last, first
+	}
+	first.sync()
+	last.sync()
+	first.sync()
 	want := serverCampaign(t, srv, camp.ID).Rules.BudgetCount
+	if w := map[*dev]int64{a: 700, b: 800}[first]; want != w {
+		t.Errorf("the server kept budget %d after the equal-clock edits, want %d (the greater device id)", want, w)
+	}
 	for _, d := range []*dev{a, b} {
 		if c, err := d.db.Campaign(camp.ID); err != nil || c.Rules.BudgetCount != want {
 			t.Errorf("%s: budget %d after the equal-clock edits, the server has %d (%v)", d.name(), c.Rules.BudgetCount, want, err)

@@ -806,10 +806,12 @@ func applyCampaignCreate(t *tx, m wire.Mutation, _ string) error {
 var campaignCounters = map[string]bool{"id": true, "merchant_id": true, "issued": true, "redeemed": true, "spent": true,
 	"created_ms": true, "updated_ms": true}
 
-// applyCampaignEdit sets each changed field whose clock is older than the edit's:
-// last writer wins per field by HLC, which is also how the server keeps its value
-// against an older concurrent edit of value, budget or dates.
-func applyCampaignEdit(t *tx, m wire.Mutation, _ string) error {
+// applyCampaignEdit sets each changed field, and each changed rule, whose value was
+// set by a change that comes before this one in the order of (HLC, device): the
+// last writer wins per field and per rule, the server's rule as well, which is also
+// how it keeps its value against an older concurrent edit of value, budget or
+// dates (and opens a case there).
+func applyCampaignEdit(t *tx, m wire.Mutation, deviceID string) error {
 	var a struct {
 		ID      string                     `json:"id"`
 		Changes map[string]json.RawMessage `json:"changes"`
@@ -820,10 +822,13 @@ func applyCampaignEdit(t *tx, m wire.Mutation, _ string) error {
 	if err := required(m, "id", a.ID); err != nil {
 		return err
 	}
-	return t.campaignFields(a.ID, m.HLC, a.Changes)
+	delete(a.Changes, "status") // it changes by campaign.status@1 alone, as on the server
+	return t.campaignFields(a.ID, fieldStamp{HLC: m.HLC, Device: deviceID}, a.Changes, false)
 }
 
-func applyCampaignStatus(t *tx, m wire.Mutation, _ string) error {
+// applyCampaignStatus changes the status by the clock too, except that archiving is
+// final: it stands against a later change made apart, and nothing follows it.
+func applyCampaignStatus(t *tx, m wire.Mutation, deviceID string) error {
 	var a struct {
 		ID     string              `json:"id"`
 		Status core.CampaignStatus `json:"status"`
@@ -834,11 +839,24 @@ func applyCampaignStatus(t *tx, m wire.Mutation, _ string) error {
 	if err := required(m, "id", a.ID, "status", string(a.Status)); err != nil {
 		return err
 	}
+	c, err := t.campaign(a.ID)
+	if core.ErrorCode(err) == core.ErrNotFound {
+		return cannot("unknown campaign")
+	}
+	if err != nil {
+		return err
+	}
+	if c.Status == core.StatusArchived {
+		return notApplied("archived")
+	}
 	b, _ := json.Marshal(a.Status)
-	return t.campaignFields(a.ID, m.HLC, map[string]json.RawMessage{"status": b})
+	return t.campaignFields(a.ID, fieldStamp{HLC: m.HLC, Device: deviceID}, map[string]json.RawMessage{"status": b},
+		a.Status == core.StatusArchived)
 }
 
-func (t *tx) campaignFields(id string, hlc int64, changes map[string]json.RawMessage) error {
+// campaignFields applies the fields and rules of changes that st comes after (all of
+// them when force).
+func (t *tx) campaignFields(id string, st fieldStamp, changes map[string]json.RawMessage, force bool) error {
 	old, err := t.campaign(id)
 	if core.ErrorCode(err) == core.ErrNotFound {
 		return cannot("unknown campaign")
@@ -846,28 +864,56 @@ func (t *tx) campaignFields(id string, hlc int64, changes map[string]json.RawMes
 	if err != nil {
 		return err
 	}
-	var cur map[string]json.RawMessage
+	var cur, rules map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(jsonString(old)), &cur); err != nil {
 		return err
 	}
+	if err := json.Unmarshal(cur["rules"], &rules); err != nil {
+		return err
+	}
 	var set []string
+	// take tells whether st comes after the change that set field's value.
+	take := func(field string) (bool, error) {
+		if force {
+			return true, nil
+		}
+		held, err := t.campaignStamp(id, field)
+		return st.after(held), err
+	}
 	for _, k := range mapKeys(changes) {
-		if campaignCounters[k] {
+		if campaignCounters[k] || strings.Contains(k, ".") {
 			continue
 		}
-		h, err := t.fieldClock("campaign", id, k)
+		if k == "rules" {
+			var rc map[string]json.RawMessage
+			if err := json.Unmarshal(changes[k], &rc); err != nil {
+				return core.Invalid("args", "campaign rules", string(firstBytes(changes[k], 60)), "bad campaign rules: %v", err)
+			}
+			for _, r := range mapKeys(rc) {
+				ok, err := take("rules." + r)
+				if err != nil {
+					return err
+				}
+				if ok {
+					rules[r] = rc[r]
+					set = append(set, "rules."+r)
+				}
+			}
+			continue
+		}
+		ok, err := take(k)
 		if err != nil {
 			return err
 		}
-		if hlc <= h {
-			continue // a newer value is here already
+		if ok {
+			cur[k] = changes[k]
+			set = append(set, k)
 		}
-		cur[k] = changes[k]
-		set = append(set, k)
 	}
 	if len(set) == 0 {
 		return notApplied("older edit")
 	}
+	cur["rules"], _ = json.Marshal(rules)
 	b, _ := json.Marshal(cur)
 	var c core.Campaign
 	if err := json.Unmarshal(b, &c); err != nil {
@@ -885,7 +931,7 @@ func (t *tx) campaignFields(id string, hlc int64, changes map[string]json.RawMes
 	if err != nil {
 		return err
 	}
-	return t.stampAt("campaign", id, hlc, set...)
+	return t.stampCampaign(id, st, set...)
 }
 
 // applyBatch records a batch generated or imported elsewhere: the campaign's issued

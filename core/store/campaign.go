@@ -175,26 +175,125 @@ func (db *DB) UpdateCampaign(a *Actor, idOrName string, edit func(c *core.Campai
 			return err
 		}
 		// The fields' clocks, so an older edit made elsewhere does not overwrite them.
-		return t.stamp("campaign", c.ID, mapKeys(changes)...)
+		st, err := t.localStamp()
+		if err != nil {
+			return err
+		}
+		return t.stampCampaign(c.ID, st, changedFields(changes)...)
 	})
 	return out, err
 }
 
-// campaignDiff names the changed fields with their new values.
+// campaignDiff names the changed fields with their new values. Rules are one field
+// each: "rules" holds only the rules that changed, so an edit of one rule never
+// carries (and, merged elsewhere, restores) a stale copy of another. A field or rule
+// that is gone from the new encoding (omitempty) is sent as null, its zero value.
+// Status is not an edit: it changes by campaign.status@1 alone.
 func campaignDiff(old, new *core.Campaign) map[string]any {
-	var a, b map[string]any
-	json.Unmarshal([]byte(jsonString(old)), &a)
-	json.Unmarshal([]byte(jsonString(new)), &b)
+	out := jsonDiff(jsonString(old), jsonString(new))
+	delete(out, "updated_ms")
+	delete(out, "status")
+	if _, ok := out["rules"]; ok {
+		out["rules"] = jsonDiff(jsonString(old.Rules), jsonString(new.Rules))
+	}
+	return out
+}
+
+// jsonDiff is the top-level keys of two JSON objects whose values differ, with the
+// new value (nil where the key is gone).
+func jsonDiff(old, new string) map[string]any {
+	a, b := jsonObject(old), jsonObject(new)
 	out := map[string]any{}
 	for k, v := range b {
-		if k == "updated_ms" {
-			continue
-		}
 		if jsonString(a[k]) != jsonString(v) {
 			out[k] = v
 		}
 	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			out[k] = nil
+		}
+	}
 	return out
+}
+
+// jsonObject decodes an object keeping its numbers exact (json.Number).
+func jsonObject(s string) map[string]any {
+	var m map[string]any
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	d.Decode(&m)
+	return m
+}
+
+// changedFields names the clocked fields of an edit: top-level fields, and
+// "rules.<rule>" for each rule.
+func changedFields(changes map[string]any) []string {
+	var out []string
+	for _, k := range mapKeys(changes) {
+		if k != "rules" {
+			out = append(out, k)
+			continue
+		}
+		rules, _ := changes[k].(map[string]any)
+		for _, r := range mapKeys(rules) {
+			out = append(out, "rules."+r)
+		}
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// Campaign field clocks
+
+// fieldStamp is the clock of a campaign field's value: the HLC of the change that
+// set it and the device that made it (the id the server knows it by).
+type fieldStamp struct {
+	HLC    int64
+	Device string
+}
+
+// after is the one order of campaign changes, the server's as well (fieldClock.after
+// in server/store_campaign.go): the higher HLC, and between equal HLCs — devices
+// that observed the same clock running ahead issue the same next one — the greater
+// device id. A field takes a change that comes after the one it holds, so every
+// copy ends with the value of the last change in this order, whatever order the
+// changes arrived in.
+func (a fieldStamp) after(b fieldStamp) bool {
+	return a.HLC > b.HLC || a.HLC == b.HLC && a.Device > b.Device
+}
+
+// localStamp is the stamp of the mutation just journaled by this device.
+func (t *tx) localStamp() (fieldStamp, error) {
+	if t.hlc == nil {
+		return fieldStamp{}, errors.New("campaign stamp: no mutation journaled")
+	}
+	dev, err := thisDeviceID(t)
+	return fieldStamp{HLC: t.hlc.Last(), Device: dev}, err
+}
+
+// campaignStamp is the stamp of a campaign field's value (zero: unchanged since the
+// campaign was created, older than any edit).
+func (t *tx) campaignStamp(id, field string) (fieldStamp, error) {
+	var st fieldStamp
+	err := t.QueryRow(`SELECT hlc, device FROM field_clock WHERE entity = 'campaign' AND id = ? AND field = ?`, id, field).
+		Scan(&st.HLC, &st.Device)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fieldStamp{}, nil
+	}
+	return st, err
+}
+
+// stampCampaign records st as the stamp of fields whose value it set; the caller has
+// decided by after that it does.
+func (t *tx) stampCampaign(id string, st fieldStamp, fields ...string) error {
+	for _, f := range fields {
+		if _, err := t.Exec(`INSERT INTO field_clock(entity, id, field, hlc, device) VALUES ('campaign',?,?,?,?)
+			ON CONFLICT(entity, id, field) DO UPDATE SET hlc = excluded.hlc, device = excluded.device`, id, f, st.HLC, st.Device); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetCampaignStatus pauses, resumes or archives a campaign.
@@ -221,7 +320,11 @@ func (db *DB) SetCampaignStatus(a *Actor, idOrName string, status core.CampaignS
 			"campaign.status@1", map[string]any{"id": c.ID, "status": status}); err != nil {
 			return err
 		}
-		return t.stamp("campaign", c.ID, "status")
+		st, err := t.localStamp()
+		if err != nil {
+			return err
+		}
+		return t.stampCampaign(c.ID, st, "status")
 	})
 	return out, err
 }

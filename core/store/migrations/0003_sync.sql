@@ -78,13 +78,15 @@ CREATE TABLE sync_pending_code (
 );
 CREATE INDEX sync_pending_code_code ON sync_pending_code (code);
 
--- Per-field clocks of last-writer-wins fields (campaign fields, loyalty settings):
--- the HLC of the change that set the value held now.
+-- Per-field clocks of last-writer-wins fields (campaign fields and rules, loyalty
+-- settings): the HLC of the change that set the value held now, and the device that
+-- made it, which orders changes with equal HLCs as the server does.
 CREATE TABLE field_clock (
   entity TEXT NOT NULL,
   id     TEXT NOT NULL,
   field  TEXT NOT NULL,
   hlc    INTEGER NOT NULL,
+  device TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (entity, id, field)
 ) WITHOUT ROWID;
 
