@@ -4,7 +4,7 @@
 #   make build   pure-Go binary without the desktop GUI (bin/kameng)
 #   make run     build, fill demo data on first run, list campaigns, print the report
 #   make test    layout rules, go vet, all tests, then a short fuzz run of every fuzz target
-#   make soak    the sync simulation over many more seeds (SIM_SEEDS, SIM_STEPS, SIM_FLAGS=-sim.strict)
+#   make soak    the sync simulation over many more seeds (SIM_SEEDS, SIM_STEPS, SIM_FLAGS)
 #   make bench   benchmarks (BENCH=regexp BENCHTIME=1x|3s|...), output also in bench.out
 #   make lint    gofmt, go vet and the layout rules
 #   make layout  the package dependency rules (scripts/layout.sh)

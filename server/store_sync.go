@@ -46,6 +46,9 @@ func (s *sqlStore) Pull(d *Device, req wire.PullRequest, now time.Time) (*wire.P
 			return nil, errorf(wire.ErrBadRequest, "a cursor is 0 or more")
 		}
 	}
+	if err := s.sweepClaims(d, now); err != nil {
+		return nil, err
+	}
 	resp := &wire.PullResponse{ServerMS: now.UnixMilli(), Pages: []wire.Page{}}
 	err := s.read(func(q *sql.Tx) error {
 		var high, logCount, codeCount int64
@@ -277,7 +280,26 @@ func (t *tx) releaseClaims(code string) (int64, error) {
 		t.merchant, code, t.now-ClaimTTL.Milliseconds())
 }
 
-// releaseExpiredClaims sweeps a merchant's expired claims (at each push).
+// sweepClaims releases the merchant's expired claims before a pull, so the page
+// shows the codes they held as free again. The look is one indexed read; the write
+// happens only when there is something to release.
+func (s *sqlStore) sweepClaims(d *Device, now time.Time) error {
+	var one int
+	err := s.queryRow(`SELECT 1 FROM redemption WHERE merchant_id = ? AND status = 'claim' AND created_ms < ? LIMIT 1`,
+		d.MerchantID, now.UnixMilli()-ClaimTTL.Milliseconds()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.write(d.MerchantID, d.ID, now, func(t *tx) error {
+		_, err := t.releaseExpiredClaims()
+		return err
+	})
+}
+
+// releaseExpiredClaims sweeps a merchant's expired claims (at each push and pull).
 func (t *tx) releaseExpiredClaims() (int64, error) {
 	return t.release(`SELECT id, code, value FROM redemption WHERE merchant_id = ? AND status = 'claim' AND created_ms < ? ORDER BY created_ms LIMIT 500`,
 		t.merchant, t.now-ClaimTTL.Milliseconds())

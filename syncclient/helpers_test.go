@@ -95,9 +95,12 @@ func openPostgres(t *testing.T) server.Store {
 	return st
 }
 
-func newHub(t *testing.T, st server.Store) *hub {
+func newHub(t *testing.T, st server.Store) *hub { return newHubAt(t, st, nil) }
+
+// newHubAt is newHub with the server's clock given (nil: the wall clock).
+func newHubAt(t *testing.T, st server.Store, now func() time.Time) *hub {
 	h := &hub{t: t, st: st, counts: map[string]int{}, bodies: map[string][][]byte{}}
-	api := server.NewHandler(st, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RateLimit: -1})
+	api := server.NewHandler(st, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RateLimit: -1, Now: now})
 	h.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
 		h.counts[r.URL.Path]++

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,15 +78,6 @@ func TestLateOfflineRedemptionStandsOnTheLoser(t *testing.T) {
 	}
 	if kinds[wire.CaseLateOffline] != 1 || kinds[wire.CaseDoubleRedemption] != 1 {
 		t.Errorf("B's cases: %v", kinds)
-	}
-}
-
-// knownIssue skips a reproduction of an issue that is not fixed yet, unless the
-// simulation runs strict (-sim.strict), so the suite stays a net for new breakage.
-func knownIssue(t *testing.T, what string) {
-	t.Helper()
-	if !*simStrict {
-		t.Skip("known issue (run with -sim.strict): " + what)
 	}
 }
 
@@ -219,9 +211,14 @@ func serverCampaign(t *testing.T, path, id string) core.Campaign {
 // used while no device has a redemption of it, and another till is refused
 // online for a code that was never redeemed (simulation: "online claims never
 // matched").
-func TestKnownIssueUnmatchedClaim(t *testing.T) {
-	knownIssue(t, "an online claim that no redemption matches holds the code on the server for ever")
-	h := newHub(t, openSQLite(t))
+// An online claim no redemption matches (the answer was lost and this campaign may
+// not be redeemed offline) holds the code on the server only for server.ClaimTTL:
+// the next sync after that releases it, and another till may redeem the code.
+func TestUnmatchedClaimIsReleased(t *testing.T) {
+	var mu sync.Mutex
+	serverNow := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return serverNow }
+	h := newHubAt(t, openSQLite(t), clock)
 	a := h.found("pos-a", false)
 	camp := a.campaign("仅在线", false)
 	code := a.codes(camp.ID, 3)[0]
@@ -244,12 +241,22 @@ func TestKnownIssueUnmatchedClaim(t *testing.T) {
 	if n := b.countCodes(store.CodeFilter{Campaign: camp.ID, Status: "redeemed"}); n != 0 {
 		t.Fatalf("B sees %d redeemed codes", n)
 	}
-	ans, err := b.s.Client.Redeem(ctx, wire.RedeemRequest{Code: code, IdemKey: core.NewID(), StoreID: b.actor.Store.ID,
-		OperatorID: b.actor.Operator.ID, OrderAmount: 10000})
-	if err != nil {
-		t.Fatal(err)
+	redeemB := func() *wire.RedeemResponse {
+		ans, err := b.s.Client.Redeem(ctx, wire.RedeemRequest{Code: code, IdemKey: core.NewID(), StoreID: b.actor.Store.ID,
+			OperatorID: b.actor.Operator.ID, OrderAmount: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ans
 	}
-	if !ans.OK {
-		t.Errorf("a code no device redeemed is refused online: %s", ans.Reason)
+	if ans := redeemB(); ans.OK {
+		t.Fatal("the claim was released before its time")
+	}
+	mu.Lock()
+	serverNow = serverNow.Add(server.ClaimTTL + time.Minute)
+	mu.Unlock()
+	b.sync() // the pull sweeps the expired claim
+	if ans := redeemB(); !ans.OK {
+		t.Errorf("a code no device redeemed is refused online after the claim expired: %s", ans.Reason)
 	}
 }
