@@ -1835,24 +1835,8 @@ func applyPointsExpire(t *tx, m wire.Mutation, _ string) error {
 // takeUpTo is take for a change already made elsewhere: it consumes what the lots
 // here hold, up to n, and never refuses.
 func (t *tx) takeUpTo(memberID string, n int64, prefer string) error {
-	if n <= 0 {
-		return nil
-	}
-	lots, err := t.dueLots(`SELECT id, member_id, remaining FROM points_entry WHERE member_id = ?1 AND remaining > 0
-		ORDER BY (id = ?2 OR (kind = 'merge_in' AND ref = ?2)) DESC, expires_ms = 0, expires_ms, id`, memberID, prefer)
-	if err != nil {
-		return err
-	}
-	for _, l := range lots {
-		k := min(l.remaining, n)
-		if _, err := t.Exec(`UPDATE points_entry SET remaining = remaining - ? WHERE id = ?`, k, l.id); err != nil {
-			return err
-		}
-		if n -= k; n == 0 {
-			return nil
-		}
-	}
-	return nil
+	_, err := t.consume(memberID, n, prefer)
+	return err
 }
 
 // ---------------------------------------------------------------------------

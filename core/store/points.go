@@ -113,24 +113,34 @@ func (t *tx) pointsBalance(memberID string) (int64, error) {
 // to expire first, never-expiring last. The caller has checked the balance and writes
 // the entry that records the points leaving.
 func (t *tx) take(memberID string, n int64, prefer string) error {
+	left, err := t.consume(memberID, n, prefer)
+	if err == nil && left > 0 {
+		err = fmt.Errorf("points lots of member %s hold %d fewer points than its balance", memberID, left)
+	}
+	return err
+}
+
+// consume takes up to n points from the member's lots in take's order and returns
+// how many it could not find.
+func (t *tx) consume(memberID string, n int64, prefer string) (left int64, err error) {
 	if n <= 0 {
-		return nil
+		return 0, nil
 	}
 	lots, err := t.dueLots(`SELECT id, member_id, remaining FROM points_entry WHERE member_id = ?1 AND remaining > 0
 		ORDER BY (id = ?2 OR (kind = 'merge_in' AND ref = ?2)) DESC, expires_ms = 0, expires_ms, id`, memberID, prefer)
 	if err != nil {
-		return err
+		return n, err
 	}
 	for _, l := range lots {
 		k := min(l.remaining, n)
 		if _, err := t.Exec(`UPDATE points_entry SET remaining = remaining - ? WHERE id = ?`, k, l.id); err != nil {
-			return err
+			return n, err
 		}
 		if n -= k; n == 0 {
-			return nil
+			return 0, nil
 		}
 	}
-	return fmt.Errorf("points lots of member %s hold %d fewer points than its balance", memberID, n)
+	return n, nil
 }
 
 // spendable expires what is due, then makes sure the member has n points.
