@@ -373,6 +373,12 @@ func (c *cli) showCase(a *App, x *wire.Case) {
 			[2]string{l.T("col.time"), a.FormatTime(x.ResolvedMS)}, [2]string{l.T("col.note"), x.Note})
 	}
 	kv(c.out, rows)
+	if parties, err := a.CaseParties(x); err == nil {
+		for _, p := range parties {
+			fmt.Fprintf(c.out, "%s: %s\n", l.T("case.party."+p.Role), l.T("case.party", p.Time, p.Store, p.Device, p.Operator,
+				p.OrderAmount.Yuan(), p.RedemptionID))
+		}
+	}
 	if len(x.Detail) > 0 && string(x.Detail) != "null" {
 		var v any
 		if json.Unmarshal(x.Detail, &v) == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"os"
@@ -778,4 +779,61 @@ func (a *App) redeemedWithKey(code, key string) bool {
 		}
 	}
 	return false
+}
+
+// CaseParty is one side of a case (the redemption that stood, the one that did not),
+// ready to show: names instead of ids where this device knows them.
+type CaseParty struct {
+	Role         string      `json:"role"` // winner | loser
+	Time         string      `json:"time"`
+	Device       string      `json:"device"`
+	Operator     string      `json:"operator"`
+	Store        string      `json:"store"`
+	OrderAmount  core.Amount `json:"order_amount"`
+	RedemptionID string      `json:"redemption_id"`
+}
+
+// CaseParties reads the two sides of a DOUBLE_REDEMPTION (or any case whose detail
+// names a winner and a loser): both devices, cashiers, stores, orders and times.
+func (a *App) CaseParties(x *wire.Case) ([]CaseParty, error) {
+	var d map[string]json.RawMessage
+	if json.Unmarshal(x.Detail, &d) != nil {
+		return nil, nil
+	}
+	type side struct {
+		Created     int64       `json:"created_ms"`
+		DeviceID    string      `json:"device_id"`
+		OperatorID  string      `json:"operator_id"`
+		StoreID     string      `json:"store_id"`
+		OrderAmount core.Amount `json:"order_amount"`
+		Redemption  string      `json:"redemption_id"`
+	}
+	var sides []side
+	var roles []string
+	for _, role := range []string{"winner", "loser"} {
+		var s side
+		if raw, ok := d[role]; ok && json.Unmarshal(raw, &s) == nil {
+			sides, roles = append(sides, s), append(roles, role)
+		}
+	}
+	var ids []string
+	for _, s := range sides {
+		ids = append(ids, s.DeviceID, s.OperatorID, s.StoreID)
+	}
+	names, err := a.DB.Names(ids)
+	if err != nil {
+		return nil, err
+	}
+	name := func(id string) string {
+		if n, ok := names[id]; ok {
+			return n
+		}
+		return id
+	}
+	var out []CaseParty
+	for i, s := range sides {
+		out = append(out, CaseParty{Role: roles[i], Time: a.FormatTime(s.Created), Device: name(s.DeviceID),
+			Operator: name(s.OperatorID), Store: name(s.StoreID), OrderAmount: s.OrderAmount, RedemptionID: s.Redemption})
+	}
+	return out, nil
 }

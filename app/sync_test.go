@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -365,6 +366,11 @@ func TestSyncCommands(t *testing.T) {
 	out = mustKameng(t, dirB, "cases", "show", cs[0].ID)
 	if !strings.Contains(out, "Double redemption") || !strings.Contains(out, c0) {
 		t.Errorf("cases show:\n%s", out)
+	}
+	// Both sides by name: the redemption that stood (A's) and B's, undone.
+	if !regexp.MustCompile(`(?m)^Stands: .* · cashier boss · order ¥100\.00 \(redemption `).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^Undone: .* · device pos-b · cashier boss · order ¥100\.00 \(redemption `).MatchString(out) {
+		t.Errorf("cases show does not name both sides:\n%s", out)
 	}
 	code2, _, errs := kameng(t, dirB, "cases", "resolve", cs[0].ID, "--action", "accept")
 	if code2 != ExitInvalid || !strings.Contains(errs, "--yes") {

@@ -1123,3 +1123,25 @@ func mapKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Names maps device, operator and store ids to their names, for showing a case's
+// parties; ids this device does not know are left out.
+func (db *DB) Names(ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		var name string
+		err := db.r.QueryRow(`SELECT name FROM device WHERE id = ?1 UNION ALL SELECT name FROM operator WHERE id = ?1
+			UNION ALL SELECT name FROM store WHERE id = ?1 LIMIT 1`, id).Scan(&name)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = name
+	}
+	return out, nil
+}
