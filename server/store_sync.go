@@ -374,6 +374,17 @@ func (s *sqlStore) Redeem(d *Device, req wire.RedeemRequest, now time.Time) (*wi
 	if key == "" {
 		key = core.NewID() // no key: no idempotency
 	}
+	if s.pg {
+		if out, err := s.claimPG(d, req, key, now); out != nil || err != nil {
+			return out, err
+		}
+	}
+	return s.redeemTx(d, req, key, now)
+}
+
+// redeemTx is the claim in one transaction: SQLite's path (which needs no round
+// trips), and PostgreSQL's when its one-statement claim could not decide.
+func (s *sqlStore) redeemTx(d *Device, req wire.RedeemRequest, key string, now time.Time) (*wire.RedeemResponse, error) {
 	var out *wire.RedeemResponse
 	err := s.write(d.MerchantID, d.ID, now, func(t *tx) error {
 		out = nil
@@ -456,6 +467,89 @@ func (s *sqlStore) Redeem(d *Device, req wire.RedeemRequest, now time.Time) (*wi
 		return nil, errorf(wire.ErrConflict, "the claim changed at the same time; try again")
 	}
 	return out, nil
+}
+
+// claimSQL is PostgreSQL's online claim as one statement, run in autocommit: the
+// conditional use of the code row, and the claim row that remembers the answer. A
+// key claimed before takes no use (NOT EXISTS). Two requests with the same key at
+// once are decided by the unique index redemption_idem: the later INSERT fails, and
+// with it the whole statement, its UPDATE included, so the loser leaves no use taken.
+// A gift card's claim adds its ledger entry in the same statement (claimEntrySQL).
+const claimSQL = `WITH taken AS (
+	UPDATE code SET uses = uses + 1, balance = balance - $4
+	WHERE merchant_id = $1 AND code = $2 AND status = 'active' AND (max_uses = 0 OR uses < max_uses) AND balance >= $4
+		AND valid_from_ms <= $5 AND (valid_to_ms = 0 OR valid_to_ms > $5)
+		AND NOT EXISTS (SELECT 1 FROM redemption WHERE merchant_id = $1 AND code = $2 AND idem_key = $3)
+	RETURNING uses, balance, campaign_id
+), claim AS (
+	INSERT INTO redemption(merchant_id, id, code, campaign_id, device_id, operator_id, store_id, idem_key,
+		order_amount, value, status, uses_after, balance_after, created_ms)
+	SELECT $1, $6::text, $2, campaign_id, $7::text, $8::text, $9::text, $3, $10::bigint, $4, 'claim', uses, balance, $5 FROM taken
+	RETURNING id
+)`
+
+const claimEntrySQL = `, gift AS (
+	INSERT INTO entry(merchant_id, id, kind, account_id, amount, device_id, created_ms)
+	SELECT $1, id, '` + wire.AccountGiftCard + `', $2, -$4, $7::text, $5 FROM claim
+)`
+
+const claimAnswerSQL = `
+SELECT uses, balance FROM taken`
+
+// refusalSQL reads, in a snapshot taken after the claim statement, what explains a
+// refusal: the first answer under the key, the code row, and whether an expired
+// claim holds the code.
+const refusalSQL = `SELECT p.id, p.uses_after, p.balance_after,
+	k.status, k.uses, k.max_uses, k.balance, k.valid_from_ms, k.valid_to_ms,
+	EXISTS (SELECT 1 FROM redemption WHERE merchant_id = $1 AND code = $2 AND status = 'claim' AND created_ms < $4)
+FROM (SELECT 1) one
+LEFT JOIN redemption p ON p.merchant_id = $1 AND p.code = $2 AND p.idem_key = $3
+LEFT JOIN code k ON k.merchant_id = $1 AND k.code = $2`
+
+// claimPG is the online claim on PostgreSQL without BEGIN and COMMIT: a success is
+// one round trip, a refusal two. It returns nil (and no error) when it cannot
+// decide, and redeemTx then does: an expired claim to release, a serialization
+// failure, or a code that the refusal read finds free again.
+func (s *sqlStore) claimPG(d *Device, req wire.RedeemRequest, key string, now time.Time) (*wire.RedeemResponse, error) {
+	ms := now.UnixMilli()
+	claim := core.NewID()
+	q := claimSQL + claimAnswerSQL
+	if req.Amount > 0 {
+		q = claimSQL + claimEntrySQL + claimAnswerSQL
+	}
+	var uses, balance int64
+	err := s.w.QueryRow(q, d.MerchantID, req.Code, key, req.Amount, ms, claim, d.ID, req.OperatorID, req.StoreID, req.OrderAmount).
+		Scan(&uses, &balance)
+	switch {
+	case err == nil:
+		return &wire.RedeemResponse{OK: true, Reason: "ok", Uses: uses, Balance: balance, ClaimID: claim}, nil
+	case retryable(err):
+		return nil, nil
+	case !errors.Is(err, sql.ErrNoRows) && !isUnique(err):
+		return nil, err
+	}
+	// Refused, or the same key won at the same time (its claim is committed: the
+	// unique check waited for it).
+	var prevID, status sql.NullString
+	var prevUses, prevBalance, kUses, kMax, kBalance, from, to sql.NullInt64
+	var stale bool
+	err = s.w.QueryRow(refusalSQL, d.MerchantID, req.Code, key, ms-ClaimTTL.Milliseconds()).
+		Scan(&prevID, &prevUses, &prevBalance, &status, &kUses, &kMax, &kBalance, &from, &to, &stale)
+	switch {
+	case err != nil:
+		return nil, err
+	case stale:
+		return nil, nil // redeemTx releases the expired claims and tries again
+	case prevID.Valid:
+		return &wire.RedeemResponse{OK: true, Reason: "ok", Uses: prevUses.Int64, Balance: prevBalance.Int64, ClaimID: prevID.String}, nil
+	case !status.Valid:
+		return &wire.RedeemResponse{Reason: "not_found"}, nil
+	}
+	why := verdict(status.String, kUses.Int64, kMax.Int64, kBalance.Int64, from.Int64, to.Int64, req.Amount, ms)
+	if why == "ok" {
+		return nil, nil // freed in between (a release or a rollback): try again
+	}
+	return &wire.RedeemResponse{Reason: why, Uses: kUses.Int64, Balance: kBalance.Int64}, nil
 }
 
 // claimAnswer is the first answer given under an idempotency key, if any.

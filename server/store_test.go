@@ -1449,3 +1449,236 @@ func TestUnmatchedClaimIsReleased(t *testing.T) {
 		}
 	})
 }
+
+// TestOnlineRedeemSameKeyRace has 32 callers redeem one code at once, with the same
+// idempotency key (a till retrying a lost answer while the first try still runs) and
+// with different keys: exactly one use is taken, one claim recorded, and every
+// answer under one key is the same answer.
+func TestOnlineRedeemSameKeyRace(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store) {
+		tn := newTenant(t, s, "m1", "a", "b")
+		multi := coupon("c5")
+		multi.Rules.UsesPerCode = 5 // a use left after the first: only the key guards it
+		tn.campaignWithCodes(t, coupon("c1"), "ONE-1", "ONE-2", "ONE-3")
+		tn.campaignWithCodes(t, multi, "MULTI-1")
+		tn.campaignWithCodes(t, giftCard("g1", 10000), "CARD-1")
+
+		const n = 32
+		// race redeems code from n goroutines released together; keyOf names each
+		// one's key. It returns the answers in goroutine order.
+		race := func(code string, amount int64, keyOf func(i int) string) []*wire.RedeemResponse {
+			out := make([]*wire.RedeemResponse, n)
+			errs := make([]error, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					out[i], errs[i] = s.Redeem(tn.dev(i%2), wire.RedeemRequest{Code: code, IdemKey: keyOf(i), Amount: amount}, t0)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatalf("%s: %v", code, err)
+			}
+			return out
+		}
+		// sameAnswers checks that the answers of one key are all identical.
+		sameAnswers := func(code string, answers []*wire.RedeemResponse, keyOf func(i int) string) {
+			t.Helper()
+			first := map[string]*wire.RedeemResponse{}
+			for i, r := range answers {
+				k := keyOf(i)
+				if f, ok := first[k]; !ok {
+					first[k] = r
+				} else if *r != *f {
+					t.Fatalf("%s, key %s: answers differ: %+v and %+v", code, k, f, r)
+				}
+			}
+		}
+		stored := func(code string) (uses, claims int64) {
+			t.Helper()
+			uses = scalar(t, s, `SELECT uses FROM code WHERE merchant_id = ? AND code = ?`, "m1", code)
+			claims = scalar(t, s, `SELECT COUNT(*) FROM redemption WHERE merchant_id = ? AND code = ?`, "m1", code)
+			return uses, claims
+		}
+		same := func(int) string { return "same-key" }
+
+		for _, code := range []string{"ONE-1", "MULTI-1"} {
+			answers := race(code, 0, same)
+			sameAnswers(code, answers, same)
+			if r := answers[0]; !r.OK || r.Uses != 1 || r.ClaimID == "" {
+				t.Fatalf("%s, one key from %d callers: %+v, want ok with 1 use", code, n, r)
+			}
+			if uses, claims := stored(code); uses != 1 || claims != 1 {
+				t.Fatalf("%s, one key from %d callers: %d uses and %d claims stored, want 1 and 1", code, n, uses, claims)
+			}
+		}
+
+		answers := race("CARD-1", 3000, same)
+		sameAnswers("CARD-1", answers, same)
+		if r := answers[0]; !r.OK || r.Balance != 7000 {
+			t.Fatalf("gift card, one key from %d callers: %+v, want ok with ¥70 left", n, r)
+		}
+		if k := check(t, s, tn.dev(0), "CARD-1", 0); k.Balance != 7000 || k.Uses != 1 {
+			t.Fatalf("gift card after one key from %d callers: %+v, want ¥70 left and 1 use", n, k)
+		}
+		if got := scalar(t, s, `SELECT COUNT(*) FROM entry WHERE merchant_id = ? AND account_id = ?`, "m1", "CARD-1"); got != 1 {
+			t.Fatalf("gift card: %d entries, want 1", got)
+		}
+
+		distinct := func(i int) string { return fmt.Sprint("key-", i) }
+		answers = race("ONE-2", 0, distinct)
+		oks := 0
+		for _, r := range answers {
+			switch {
+			case r.OK:
+				oks++
+			case r.Reason != "already_redeemed" || r.Uses != 1:
+				t.Fatalf("ONE-2, a loser's answer: %+v", r)
+			}
+		}
+		if uses, claims := stored("ONE-2"); oks != 1 || uses != 1 || claims != 1 {
+			t.Fatalf("ONE-2, %d keys: %d ok, %d uses, %d claims; want 1 of each", n, oks, uses, claims)
+		}
+
+		// Half the callers share a key, the others have one each.
+		mixed := func(i int) string {
+			if i%2 == 0 {
+				return "shared"
+			}
+			return distinct(i)
+		}
+		answers = race("ONE-3", 0, mixed)
+		sameAnswers("ONE-3", answers, mixed)
+		winners := map[string]bool{}
+		for i, r := range answers {
+			if r.OK {
+				winners[mixed(i)] = true
+			}
+		}
+		if uses, claims := stored("ONE-3"); len(winners) != 1 || uses != 1 || claims != 1 {
+			t.Fatalf("ONE-3, mixed keys: winning keys %v, %d uses, %d claims; want one of each", winners, uses, claims)
+		}
+	})
+}
+
+// TestPushBatchOutcomes pushes every outcome of a redemption in one batch, so the
+// log rows written together at the end of the push are checked in their seq order:
+// each mutation, then the server entries it caused, then the next mutation. Both
+// stores must write the same log (same seqs, names, statuses, reasons).
+func TestPushBatchOutcomes(t *testing.T) {
+	logs := map[string][]string{}
+	eachStore(t, func(t *testing.T, s Store) {
+		tn := newTenant(t, s, "m1", "a", "b")
+		a, b := tn.dev(0), tn.dev(1)
+		tn.campaignWithCodes(t, coupon("c1"), "K1", "K2", "K3", "K4")
+		tn.campaignWithCodes(t, giftCard("g1", 10000), "G1")
+		if r := tn.do(t, b, t0, "code.redeem@1", redemption("K1", "c1", "bob", 0, t0)); r.Status != wire.Applied {
+			t.Fatalf("b's redemption: %+v", r)
+		}
+		k2 := redemption("K2", "c1", "alice", 0, t0)
+		old := t0.Add(-48 * time.Hour)
+		ms := []wire.Mutation{
+			tn.mutation(a, "code.redeem@1", k2, t0),
+			tn.mutation(a, "code.redeem@1", redemption("K1", "c1", "alice", 0, t0), t0), // double
+			tn.mutation(a, "code.redeem@1", k2, t0),                                     // replayed redemption id
+			tn.mutation(a, "codes.void@1", map[string]any{"code": "K3", "reason": "lost"}, t0),
+			tn.mutation(a, "code.redeem@1", redemption("K3", "c1", "alice", 0, t0), t0), // voided
+			tn.mutation(a, "code.redeem@1", redemption("X9", "c1", "alice", 0, t0), t0), // not uploaded
+			tn.mutation(a, "code.redeem@1", redemption("K4", "c1", "alice", 0, old), old),
+			tn.mutation(a, "member.add@1", map[string]any{"id": "mem1"}, t0),
+			tn.mutation(a, "code.redeem@1", redemption("G1", "g1", "alice", 12000, t0), t0), // overdraft
+			tn.mutation(a, "code.redeem@1", map[string]any{"redemption": nil}, t0),
+		}
+		want := []string{"applied", "flagged already_redeemed", "applied", "applied", "rejected voided", "applied",
+			"flagged late_offline", "applied", "flagged overdraft", "rejected bad_args"}
+		res := tn.push(t, a, t0, ms...)
+		for i, r := range res {
+			if got := strings.TrimSpace(r.Status + " " + r.Reason); got != want[i] {
+				t.Fatalf("mid %d: %s, want %s (%+v)", r.MID, got, want[i], r)
+			}
+		}
+		if res[2].Message != "the redemption is already recorded" {
+			t.Fatalf("replay: %+v", res[2])
+		}
+
+		// The log as b sees it (a's entries and the server's), from b's own push on.
+		var got []string
+		var last int64
+		for _, c := range tn.pullAll(t, b, wire.StreamLog) {
+			if c.Seq <= last {
+				t.Fatalf("seq %d after %d", c.Seq, last)
+			}
+			last = c.Seq
+			if c.Mutation.Name == "campaign.create@1" {
+				continue
+			}
+			e := fmt.Sprintf("%s %d %s %s %s", c.DeviceID, c.Mutation.MID, c.Mutation.Name, c.Status, c.Reason)
+			got = append(got, strings.TrimSpace(e))
+			logs[s.Kind()] = append(logs[s.Kind()], fmt.Sprintf("%d %s", c.Seq, strings.TrimSpace(e)))
+		}
+		sv := "server 0 "
+		caused := map[int][]string{ // server entries after the mutation at each index
+			1: {sv + "case.open@1 applied", sv + "redemption.reverse@1 applied"},
+			4: {sv + "redemption.reverse@1 applied"},
+			6: {sv + "case.open@1 applied"},
+			8: {sv + "case.open@1 applied", sv + "account.freeze@1 applied"},
+		}
+		var wantLog []string
+		for i, m := range ms {
+			wantLog = append(wantLog, strings.TrimSpace(fmt.Sprintf("m1-a %d %s %s", m.MID, m.Name, want[i])))
+			wantLog = append(wantLog, caused[i]...)
+		}
+		if strings.Join(got, "\n") != strings.Join(wantLog, "\n") {
+			t.Fatalf("log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantLog, "\n"))
+		}
+		// The merchant's counters count what was written.
+		if n, c := scalar(t, s, `SELECT log_count FROM merchant WHERE id = ?`, "m1"), scalar(t, s, `SELECT COUNT(*) FROM log WHERE merchant_id = ?`, "m1"); n != c {
+			t.Fatalf("log_count %d, log rows %d", n, c)
+		}
+		if n := scalar(t, s, `SELECT seq FROM merchant WHERE id = ?`, "m1"); n < last {
+			t.Fatalf("merchant seq %d behind the log's %d", n, last)
+		}
+		// The outcomes on the code rows.
+		for code, uses := range map[string]int64{"K1": 1, "K2": 1, "K3": 0, "X9": 1, "K4": 1} {
+			if n := scalar(t, s, `SELECT uses FROM code WHERE merchant_id = ? AND code = ?`, "m1", code); n != uses {
+				t.Fatalf("%s has %d uses, want %d", code, n, uses)
+			}
+		}
+		if n := scalar(t, s, `SELECT COUNT(*) FROM redemption WHERE merchant_id = ? AND status = 'standing'`, "m1"); n != 5 {
+			t.Fatalf("%d standing redemptions, want 5 (K1 b, K2, X9, K4, G1)", n)
+		}
+
+		// A push of nothing but a replayed redemption takes one seq: its log row.
+		before := scalar(t, s, `SELECT seq FROM merchant WHERE id = ?`, "m1")
+		if r := tn.do(t, a, t0, "code.redeem@1", k2); r.Status != wire.Applied {
+			t.Fatalf("replay alone: %+v", r)
+		}
+		if after := scalar(t, s, `SELECT seq FROM merchant WHERE id = ?`, "m1"); after != before+1 {
+			t.Fatalf("a replay moved the counter from %d to %d", before, after)
+		}
+
+		// A push longer than one multi-row statement: every row arrives whole, in order.
+		var many []wire.Mutation
+		for i := range 250 {
+			many = append(many, tn.mutation(a, "member.add@1", map[string]any{"id": fmt.Sprint("m", i)}, t0))
+		}
+		tn.push(t, a, t0, many...)
+		all := tn.pullAll(t, b, wire.StreamLog)
+		tail := all[len(all)-len(many):]
+		for i, c := range tail {
+			m := many[i]
+			if c.DeviceID != a.ID || c.Mutation.MID != m.MID || c.Mutation.UUID != m.UUID || string(c.Mutation.Args) != string(m.Args) ||
+				c.Mutation.HLC != m.HLC || c.Mutation.WallMS != m.WallMS || c.Status != wire.Applied || (i > 0 && c.Seq != tail[i-1].Seq+1) {
+				t.Fatalf("row %d: %+v %+v, want %+v", i, c, c.Mutation, m)
+			}
+		}
+	})
+	if sq, pg := logs["sqlite"], logs["postgres"]; sq != nil && pg != nil && strings.Join(sq, "\n") != strings.Join(pg, "\n") {
+		t.Fatalf("the stores wrote different logs:\nsqlite:\n%s\npostgres:\n%s", strings.Join(sq, "\n"), strings.Join(pg, "\n"))
+	}
+}
