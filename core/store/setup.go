@@ -108,6 +108,11 @@ func (db *DB) Unlock(kek []byte) error {
 	if err != nil {
 		return err
 	}
+	return db.useKey(dataKey)
+}
+
+// useKey unlocks the secrets with the database's data key.
+func (db *DB) useKey(dataKey []byte) error {
 	s, err := core.NewSecrets(dataKey)
 	if err != nil {
 		return err

@@ -1005,14 +1005,7 @@ func (db *DB) Join(in JoinInput) error {
 	if err != nil {
 		return err
 	}
-	s, err := core.NewSecrets(dataKey)
-	if err != nil {
-		return err
-	}
-	db.mu.Lock()
-	db.secrets = s
-	db.mu.Unlock()
-	return nil
+	return db.useKey(dataKey)
 }
 
 // FinishJoin creates this device in the store named at Join (or the merchant's first
