@@ -35,6 +35,21 @@ type App struct {
 	Clock   core.Clock
 }
 
+// newKeyEncryptionKey makes the key that wraps a new database's data key: from the
+// passphrase through Argon2id, or random and kept in the key file beside the database.
+func newKeyEncryptionKey(dir, passphrase string) (kdf string, salt, kek []byte, err error) {
+	if passphrase != "" {
+		salt = make([]byte, 16)
+		rand.Read(salt)
+		return "passphrase", salt, core.PassphraseKey(passphrase, salt), nil
+	}
+	kek = core.NewDataKey()
+	if err := os.WriteFile(KeyPath(dir), kek, 0o600); err != nil {
+		return "", nil, nil, err
+	}
+	return "file", nil, kek, nil
+}
+
 // DefaultDataDir is the user's data directory for Kameng.
 func DefaultDataDir() string {
 	if d := os.Getenv("KAMENG_DATA"); d != "" {
@@ -160,15 +175,9 @@ func Init(dir string, o InitOptions, clock core.Clock) (*App, error) {
 	}
 	in := store.InitInput{Merchant: o.Merchant, Store: o.Store, TimeZone: o.TimeZone, Device: o.Device, Owner: o.Owner,
 		PasswordHash: core.HashPassword(o.Password)}
-	if o.Passphrase != "" {
-		in.KDF, in.Salt = "passphrase", make([]byte, 16)
-		rand.Read(in.Salt)
-		in.KEK = core.PassphraseKey(o.Passphrase, in.Salt)
-	} else {
-		in.KDF, in.KEK = "file", core.NewDataKey()
-		if err := os.WriteFile(KeyPath(dir), in.KEK, 0o600); err != nil {
-			return nil, err
-		}
+	var err error
+	if in.KDF, in.Salt, in.KEK, err = newKeyEncryptionKey(dir, o.Passphrase); err != nil {
+		return nil, err
 	}
 	db, err := store.Open(DBPath(dir))
 	if err != nil {

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -45,8 +44,6 @@ type syncState struct {
 	loopDone chan struct{} // closed when the loop's Run returns
 	progress func(stage string, done, total int64)
 	downAt   time.Time
-	reg      bool // registered, as last read at regAt
-	regAt    time.Time
 }
 
 var syncStates sync.Map // *store.DB → *syncState
@@ -61,32 +58,32 @@ func (a *App) forgetSync() {
 	if v, ok := syncStates.Load(a.DB); ok {
 		s := v.(*syncState)
 		s.mu.Lock()
-		s.syncer, s.server, s.regAt = nil, "", time.Time{}
+		s.syncer, s.server = nil, ""
 		s.mu.Unlock()
 	}
 }
 
 // syncer returns this database's Syncer, or ErrNotRegistered.
 func (a *App) syncer() (*syncclient.Syncer, error) {
-	st, err := a.DB.SyncState()
+	server, err := a.DB.SyncServer()
 	if err != nil {
 		return nil, err
 	}
-	if st.Server == "" {
+	if server == "" {
 		return nil, syncclient.ErrNotRegistered
 	}
 	s := a.syncSt()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.syncer != nil && s.server == st.Server {
+	if s.syncer != nil && s.server == server {
 		return s.syncer, nil
 	}
 	tok, err := a.DB.DeviceToken()
 	if err != nil {
 		return nil, err
 	}
-	s.server = st.Server
-	s.syncer = &syncclient.Syncer{DB: a.DB, Client: newClient(st.Server, tok), Now: a.Now,
+	s.server = server
+	s.syncer = &syncclient.Syncer{DB: a.DB, Client: newClient(server, tok), Now: a.Now,
 		Progress: func(stage string, done, total int64) {
 			s.mu.Lock()
 			p := s.progress
@@ -109,29 +106,11 @@ func newClient(server, token string) *syncclient.Client {
 
 func storeVersion() string { return "schema-" + strconv.Itoa(storeSchema()) }
 
-// registered reports whether this device syncs with a server. Redeem asks on
-// every sale, so the answer is kept for a few seconds (registering in this
-// process refreshes it at once).
+// registered reports whether this device syncs with a server.
 func (a *App) registered() bool {
-	st := a.syncSt()
-	now := time.Now()
-	st.mu.Lock()
-	if !st.regAt.IsZero() && now.Sub(st.regAt) < registeredFor {
-		r := st.reg
-		st.mu.Unlock()
-		return r
-	}
-	st.mu.Unlock()
-	state, err := a.DB.SyncState()
-	reg := err == nil && state.Server != ""
-	st.mu.Lock()
-	st.reg, st.regAt = reg, now
-	st.mu.Unlock()
-	return reg
+	server, err := a.DB.SyncServer()
+	return err == nil && server != ""
 }
-
-// registeredFor is how long registered's answer is kept.
-const registeredFor = 10 * time.Second
 
 // kickSync asks a running loop for a round after a local write.
 func (a *App) kickSync() {
@@ -279,15 +258,8 @@ func Join(ctx context.Context, dir string, o JoinOptions, clock core.Clock) (*Ap
 		return nil, nil, &core.Error{Code: core.ErrInvalid, Field: "data", Message: err.Error()}
 	}
 	in := store.JoinInput{Device: o.Device, Store: o.Store}
-	if o.Passphrase != "" {
-		in.KDF, in.Salt = "passphrase", make([]byte, 16)
-		rand.Read(in.Salt)
-		in.KEK = core.PassphraseKey(o.Passphrase, in.Salt)
-	} else {
-		in.KDF, in.KEK = "file", core.NewDataKey()
-		if err := os.WriteFile(KeyPath(dir), in.KEK, 0o600); err != nil {
-			return nil, nil, err
-		}
+	if in.KDF, in.Salt, in.KEK, err = newKeyEncryptionKey(dir, o.Passphrase); err != nil {
+		return nil, nil, err
 	}
 	db, err := store.Open(DBPath(dir))
 	if err != nil {
@@ -323,6 +295,11 @@ func Join(ctx context.Context, dir string, o JoinOptions, clock core.Clock) (*Ap
 		undo()
 		return nil, nil, err
 	}
+	return joined(ctx, dir, db, o)
+}
+
+// joined pulls the merchant into a registered database and finishes the join.
+func joined(ctx context.Context, dir string, db *store.DB, o JoinOptions) (*App, *Registration, error) {
 	a := &App{DataDir: dir, DB: db, Clock: db.Clock}
 	reg, err := a.finishJoin(ctx, o)
 	if err != nil {
@@ -352,13 +329,7 @@ func resumeJoin(ctx context.Context, dir string, o JoinOptions) (*App, *Registra
 		}
 		return nil, nil, err
 	}
-	a := &App{DataDir: dir, DB: db, Clock: db.Clock}
-	reg, err := a.finishJoin(ctx, o)
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	return a, reg, nil
+	return joined(ctx, dir, db, o)
 }
 
 // finishJoin pulls until the device is up to date, then creates this device in
@@ -667,8 +638,12 @@ func (a *App) redeemOnline(raw string, ord core.Order, idemKey string) (*store.R
 	if err != nil {
 		return nil, nil // unknown here: the local path gives its verdict (and counts the failure)
 	}
-	if idemKey != "" && a.redeemedWithKey(k.Code, idemKey) {
-		return a.DB.Redeem(a.Actor, raw, ord, idemKey) // a repeat: the first result, nothing new
+	if idemKey != "" {
+		if _, err := a.DB.RedemptionByKey(idemKey); err == nil {
+			// A repeat: the store answers with the first result (or refuses a key
+			// reused for another code), and the server is not asked again.
+			return a.DB.Redeem(a.Actor, raw, ord, idemKey)
+		}
 	}
 	// The local rules first (store, hours, minimum spend…): a claim on the server for
 	// a sale the till then refuses would burn the code.
@@ -765,20 +740,6 @@ func offlineRefusal(v core.Verdict, err error) (*store.RedeemResult, error) {
 		}
 	}
 	return nil, err
-}
-
-// redeemedWithKey reports whether this code was already redeemed here under key.
-func (a *App) redeemedWithKey(code, key string) bool {
-	rs, err := a.DB.Redemptions(store.RedemptionFilter{Code: code, Limit: 1000})
-	if err != nil {
-		return false
-	}
-	for _, r := range rs {
-		if r.IdemKey == key {
-			return true
-		}
-	}
-	return false
 }
 
 // CaseParty is one side of a case (the redemption that stood, the one that did not),

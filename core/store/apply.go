@@ -560,42 +560,50 @@ func (t *tx) issuedValue(k *wire.Code) (v core.Amount, guessed bool, err error) 
 	return core.Amount(k.Balance), k.Balance > 0, nil
 }
 
+// pendingRow is a sync_pending_code row as read: its id and one text column.
+type pendingRow struct {
+	id   int64
+	text string
+}
+
+// pendingRows reads every row before the caller writes: the transaction's one
+// connection cannot run a statement while rows are open.
+func (t *tx) pendingRows(query string, args ...any) ([]pendingRow, error) {
+	rows, err := t.Query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []pendingRow
+	for rows.Next() {
+		var r pendingRow
+		if err := rows.Scan(&r.id, &r.text); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // fixIssued sets the opening value of a new batch's gift cards that arrived used
 // before their campaign, now that the campaign says what they were issued with.
 func (t *tx) fixIssued(batchID string, face core.Amount) error {
-	rows, err := t.Query(`SELECT p.id, p.code FROM sync_pending_code p JOIN code k ON k.code = p.code
+	gs, err := t.pendingRows(`SELECT p.id, p.code FROM sync_pending_code p JOIN code k ON k.code = p.code
 		WHERE p.effect = ? AND k.batch_id = ?`, issueGuess, batchID)
 	if err != nil {
 		return err
 	}
-	type guess struct {
-		id   int64
-		code string
-	}
-	var gs []guess
-	for rows.Next() {
-		var g guess
-		if err := rows.Scan(&g.id, &g.code); err != nil {
-			rows.Close()
-			return err
-		}
-		gs = append(gs, g)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
 	for _, g := range gs {
 		var was core.Amount
-		if err := t.QueryRow(`SELECT COALESCE(sum(amount), 0) FROM ledger WHERE code = ? AND kind = 'issue'`, g.code).Scan(&was); err != nil {
+		if err := t.QueryRow(`SELECT COALESCE(sum(amount), 0) FROM ledger WHERE code = ? AND kind = 'issue'`, g.text).Scan(&was); err != nil {
 			return err
 		}
 		for _, q := range []struct {
 			sql  string
 			args []any
 		}{
-			{`UPDATE ledger SET amount = amount + ? WHERE id = (SELECT id FROM ledger WHERE code = ? AND kind = 'issue' LIMIT 1)`, []any{face - was, g.code}},
-			{`UPDATE code SET balance = balance + ? WHERE code = ?`, []any{face - was, g.code}},
+			{`UPDATE ledger SET amount = amount + ? WHERE id = (SELECT id FROM ledger WHERE code = ? AND kind = 'issue' LIMIT 1)`, []any{face - was, g.text}},
+			{`UPDATE code SET balance = balance + ? WHERE code = ?`, []any{face - was, g.text}},
 			{`DELETE FROM sync_pending_code WHERE id = ?`, []any{g.id}},
 		} {
 			if _, err := t.Exec(q.sql, q.args...); err != nil {
@@ -608,30 +616,13 @@ func (t *tx) fixIssued(batchID string, face core.Amount) error {
 
 // applyPendingCode applies the effects that waited for a code's row.
 func (t *tx) applyPendingCode(code string) error {
-	rows, err := t.Query(`SELECT id, effect FROM sync_pending_code WHERE code = ? ORDER BY id`, code)
+	effects, err := t.pendingRows(`SELECT id, effect FROM sync_pending_code WHERE code = ? ORDER BY id`, code)
 	if err != nil {
-		return err
-	}
-	type row struct {
-		id     int64
-		effect string
-	}
-	var effects []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.id, &r.effect); err != nil {
-			rows.Close()
-			return err
-		}
-		effects = append(effects, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for _, r := range effects {
 		var e codeEffect
-		if err := json.Unmarshal([]byte(r.effect), &e); err != nil {
+		if err := json.Unmarshal([]byte(r.text), &e); err != nil {
 			return err
 		}
 		if e.Op == effectIssue {
@@ -1695,7 +1686,9 @@ func (t *tx) pointsEntryHere(id string) bool {
 	return t.QueryRow(`SELECT 1 FROM points_entry WHERE id = ?`, id).Scan(&one) == nil
 }
 
-func decodePoints(m wire.Mutation) (*core.PointsEntry, error) {
+// pointsEntryFrom decodes a points entry made elsewhere and sets the transaction to
+// act at its store and time; an entry already here is not applied again.
+func (t *tx) pointsEntryFrom(m wire.Mutation) (*core.PointsEntry, error) {
 	var e core.PointsEntry
 	if err := decode(m, &e); err != nil {
 		return nil, err
@@ -1703,23 +1696,23 @@ func decodePoints(m wire.Mutation) (*core.PointsEntry, error) {
 	if err := required(m, "id", e.ID, "member_id", e.MemberID); err != nil {
 		return nil, err
 	}
+	if t.pointsEntryHere(e.ID) {
+		return nil, notApplied("known entry")
+	}
+	if e.Created > 0 {
+		t.now = e.Created
+	}
+	t.actAt(e.StoreID, e.OperatorID)
 	return &e, nil
 }
 
 // applyPointsEarn adds an earned lot and the purchase's visit, at the store and time
 // it was made.
 func applyPointsEarn(t *tx, m wire.Mutation, _ string) error {
-	e, err := decodePoints(m)
+	e, err := t.pointsEntryFrom(m)
 	if err != nil {
 		return err
 	}
-	if t.pointsEntryHere(e.ID) {
-		return notApplied("known entry")
-	}
-	if e.Created > 0 {
-		t.now = e.Created
-	}
-	t.actAt(e.StoreID, e.OperatorID)
 	if _, err := t.insertPoints(e); err != nil {
 		return err
 	}
@@ -1732,17 +1725,10 @@ func applyPointsEarn(t *tx, m wire.Mutation, _ string) error {
 // applyPointsTake replays a spend or adjustment: lots due by then expire first (as
 // they did where it was made), then the points leave the lots, first to expire first.
 func applyPointsTake(t *tx, m wire.Mutation, _ string) error {
-	e, err := decodePoints(m)
+	e, err := t.pointsEntryFrom(m)
 	if err != nil {
 		return err
 	}
-	if t.pointsEntryHere(e.ID) {
-		return notApplied("known entry")
-	}
-	if e.Created > 0 {
-		t.now = e.Created
-	}
-	t.actAt(e.StoreID, e.OperatorID)
 	if e.Points < 0 {
 		if _, err := t.expireDue(e.MemberID); err != nil {
 			return err
@@ -1758,17 +1744,10 @@ func applyPointsTake(t *tx, m wire.Mutation, _ string) error {
 // applyPointsReverse replays the reversal of an earn: its points leave (that lot
 // first) and the purchase leaves the member's spend and that day's visit amount.
 func applyPointsReverse(t *tx, m wire.Mutation, _ string) error {
-	e, err := decodePoints(m)
+	e, err := t.pointsEntryFrom(m)
 	if err != nil {
 		return err
 	}
-	if t.pointsEntryHere(e.ID) {
-		return notApplied("known entry")
-	}
-	if e.Created > 0 {
-		t.now = e.Created
-	}
-	t.actAt(e.StoreID, e.OperatorID)
 	if _, err := t.expireDue(e.MemberID); err != nil {
 		return err
 	}

@@ -503,6 +503,11 @@ func (db *DB) redemptionByKey(q queryer, key string) (*core.Redemption, error) {
 	return r, err
 }
 
+// RedemptionByKey finds the redemption made under an idempotency key.
+func (db *DB) RedemptionByKey(key string) (*core.Redemption, error) {
+	return db.redemptionByKey(db.r, key)
+}
+
 // Redemption finds one redemption by id.
 func (db *DB) Redemption(id string) (*core.Redemption, error) {
 	r, err := scanRedemption(db.r.QueryRow(`SELECT `+redemptionCols+` FROM redemption WHERE id = ?`, id))

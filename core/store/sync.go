@@ -157,6 +157,10 @@ func (db *DB) SyncState() (*SyncState, error) {
 	return st, rows.Err()
 }
 
+// SyncServer is the server this device syncs with, "" when not registered: one
+// meta read, cheap enough to ask on every sale.
+func (db *DB) SyncServer() (string, error) { return metaText(reader{db}, "sync_server") }
+
 const tokenAD = "kameng device token"
 
 // SetRegistration records that this device is registered with a server: the token is
