@@ -437,7 +437,11 @@ func (a *App) SyncLoop(ctx context.Context, interval time.Duration, onRound func
 // StopSyncLoop stops the background loop, if one runs, and waits for its round to
 // end (the database may be closed next).
 func (a *App) StopSyncLoop() {
-	st := a.syncSt()
+	v, ok := syncStates.Load(a.DB)
+	if !ok {
+		return // no sync machinery was ever made for this database
+	}
+	st := v.(*syncState)
 	st.mu.Lock()
 	cancel, done := st.cancel, st.loopDone
 	st.loop, st.cancel, st.loopDone = nil, nil, nil
